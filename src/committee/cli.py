@@ -1,0 +1,281 @@
+"""The command line: subcommands map 1:1 onto the config and the library functions.
+
+Results go to stdout (one JSON document with ``--json``); progress and logs go to
+stderr. Errors are one line on stderr: exit 2 for usage errors, 1 for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from committee import __version__
+from committee.errors import CommitteeError, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def emit_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", help="directory holding the four IDX files (.gz or raw); "
+                   "default: $COMMITTEE_DATA_DIR, ~/.cache/committee/fashion-mnist, /usr/share/datasets/fashion-mnist")
+    g.add_argument("--split", choices=("official", "seed"), help="official: 54k/6k/10k test (default); seed: the seed's pooled 60,200/7,000/2,800")
+    g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
+                   help="skip the SHA-256 check (for other MNIST-format data in --data-dir)")
+    g.add_argument("--seed", type=non_negative_int, help="seed for splits, initialisation and batch order (default 0)")
+    g.add_argument("--limit-train", type=positive_int, metavar="N", help="train on the first N training images only (quick checks)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    from committee.models import model_names
+
+    p.add_argument("--run-dir", required=True, type=Path, help="directory the run is written to")
+    g = p.add_argument_group("training")
+    g.add_argument("--members", type=name_list, metavar="A,B,...", help=f"members to train, from: {', '.join(model_names())}")
+    g.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules to evaluate: mean, weighted, vote")
+    g.add_argument("--epochs", type=positive_int, help="epochs per member (default: the preset's)")
+    g.add_argument("--batch-size", type=positive_int, help="batch size (default: each architecture's fastest on CPU)")
+    g.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_args(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from committee.config import PRESETS
+
+    parser = Parser(prog="committee", description="Train a committee of image classifiers on Fashion-MNIST and explain how each member and the committee do.")
+    parser.add_argument("--version", action="version", version=f"committee {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("data", help="find, verify and describe the dataset and its splits")
+    add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = sub.add_parser("models", help="list the registered architectures")
+    p.add_argument("--summary", metavar="NAME", help="print a Keras-style layer table for one model")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = sub.add_parser("train", help="train committee members into a run directory")
+    add_train_args(p)
+    p.add_argument("--json", action="store_true", help="print the members' summaries as JSON")
+
+    p = sub.add_parser("evaluate", help="score members and committee rules from saved probabilities")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print metrics.json on stdout")
+
+    p = sub.add_parser("run", help="train, evaluate and report in one go (a preset plus overrides)")
+    p.add_argument("--preset", default="quick", choices=tuple(PRESETS), help="quick (default, ~10 min on 2 cores) or seed (the seed's 50-epoch protocol; hours)")
+    add_train_args(p)
+    p.add_argument("--json", action="store_true", help="print metrics.json on stdout")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, base_preset: str = "quick"):
+    from committee.config import preset
+    from committee.ensemble import check_rules
+    from committee.models import get_spec
+
+    cfg = preset(getattr(args, "preset", None) or base_preset).replace(
+        members=args.members, rules=args.rules, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        patience=args.patience, device=args.device, data_dir=args.data_dir, split=args.split, verify=args.verify,
+        seed=args.seed, limit_train=args.limit_train)
+    for name in cfg.members:
+        get_spec(name)
+    check_rules(cfg.rules)
+    if len(set(cfg.members)) != len(cfg.members):
+        raise UsageError("--members lists a model twice")
+    return cfg
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from committee.data import describe, load_dataset, make_splits
+
+    ds = load_dataset(args.data_dir, verify=args.verify is not False)
+    info = describe(ds, make_splits(ds, args.split or "official", args.seed or 0, args.limit_train))
+    if args.json:
+        emit_json(info)
+        return 0
+    print(f"dataset   {info['dataset']} ({'verified by SHA-256' if info['verified'] else 'not verified'})")
+    print(f"source    {info['source']}{' (downloaded)' if info['downloaded'] else ''}")
+    print(f"images    {'x'.join(map(str, info['image_shape']))} uint8, {len(info['classes'])} classes, split '{info['split']}'")
+    width = max(len(c) for c in info["classes"])
+    print(f"\n{'class':<{width + 4}}" + "".join(f"{s:>9}" for s in info["splits"]))
+    for i, c in enumerate(info["classes"]):
+        print(f"{i} {c:<{width + 2}}" + "".join(f"{v['per_class'][i]:>9,}" for v in info["splits"].values()))
+    print(f"{'total':<{width + 4}}" + "".join(f"{v['size']:>9,}" for v in info["splits"].values()))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from committee.models import build_model, count_params, get_spec, model_names, summary
+
+    if args.summary:
+        spec = get_spec(args.summary)
+        model = build_model(spec.name)
+        rows = summary(model)
+        if args.json:
+            emit_json({"name": spec.name, "params": count_params(model), "layers": rows})
+            return 0
+        print(f"Model: {spec.name}  ({spec.description})")
+        print(f"{'Layer (type)':<34}{'Output Shape':<22}{'Param #':>10}")
+        print("=" * 66)
+        for r in rows:
+            shape = "(" + ", ".join("None" if s is None else str(s) for s in r["output_shape"]) + ")"
+            print(f"{r['layer'] + ' (' + r['type'] + ')':<34}{shape:<22}{r['params']:>10,}")
+        print("=" * 66)
+        buffers = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+        print(f"Trainable params: {count_params(model):,}" + (f"   (+{buffers:,} BN running statistics)" if buffers else ""))
+        return 0
+    rows = [{"name": n, "params": count_params(build_model(n)), "description": get_spec(n).description} for n in model_names()]
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']:<12}{r['params']:>10,}  {r['description']}")
+    return 0
+
+
+def train_members(args: argparse.Namespace, cfg) -> list[dict]:
+    from committee.data import describe, load_dataset, make_splits
+    from committee.rundir import RunDir
+    from committee.train import log, resolve_device, save_run_inputs, train_member
+
+    run = RunDir(args.run_dir)
+    to_train = list(cfg.members)
+    if run.config_path.exists():
+        old = run.config()
+        for key in ("split", "seed", "limit_train", "data_dir", "verify"):
+            if getattr(old, key) != getattr(cfg, key):
+                raise UsageError(f"{run.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir")
+        # Members trained earlier in this run directory stay part of it.
+        cfg = cfg.replace(members=tuple(dict.fromkeys([*old.members, *cfg.members])))
+    device = resolve_device(cfg.device)
+    ds = load_dataset(cfg.data_dir, verify=cfg.verify)
+    splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
+    info = describe(ds, splits)
+    log(f"data: {info['source']}, split {cfg.split}: " + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items()))
+    save_run_inputs(run, cfg, ds, splits, device, info)
+    results = []
+    for name in to_train:
+        results.append(train_member(name, ds, splits, cfg, run, device, progress=False if args.quiet else None))
+    return results
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    results = train_members(args, cfg)
+    if args.json:
+        emit_json({"members": results})
+    else:
+        for r in results:
+            print(f"{r['name']:<12} best epoch {r['best_epoch']}/{r['epochs_run']}  val acc {100 * r['best_val_acc']:.2f}%  "
+                  f"{r['train_seconds']:.1f}s  {r['train_images_per_s']:,.0f} img/s")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from committee.evaluate import evaluate_run, format_table
+    from committee.rundir import RunDir
+
+    doc = evaluate_run(RunDir(args.run_dir), list(args.rules) if args.rules else None)
+    if args.json:
+        emit_json(doc)
+    else:
+        print(format_table(doc))
+        print(f"\nwrote {Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from committee.evaluate import evaluate_run, format_table
+    from committee.rundir import RunDir
+
+    start = time.perf_counter()
+    cfg = config_from_args(args)
+    train_members(args, cfg)
+    run = RunDir(args.run_dir)
+    doc = evaluate_run(run)
+    report_path = write_report_if_available(run)
+    if args.json:
+        emit_json(doc)
+    else:
+        print(format_table(doc))
+        print(f"\nrun directory {run.path}  ({time.perf_counter() - start:.0f} s)")
+        if report_path:
+            print(f"report        {report_path}")
+    return 0
+
+
+def write_report_if_available(run) -> Path | None:
+    try:
+        from committee.report import write_report
+    except ImportError:
+        return None
+    return write_report(run)
+
+
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except CommitteeError as exc:
+        print(f"committee: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ncommittee: interrupted; finished members and files are kept (every file is written atomically)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

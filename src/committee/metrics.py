@@ -1,0 +1,54 @@
+"""Pure metric functions: arrays in, numbers out. scikit-learn and scipy wherever they have it."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+from sklearn.metrics import classification_report, confusion_matrix, f1_score, log_loss
+
+
+def accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.asarray(labels) == np.asarray(pred))) if len(labels) else float("nan")
+
+
+def accuracy_ci(correct: int, total: int, level: float = 0.95) -> list[float]:
+    """Wilson score interval for a proportion (well behaved near 0 and 1, unlike the normal one)."""
+    if total == 0:
+        return [float("nan"), float("nan")]
+    ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=level, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def nll(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-likelihood (cross-entropy) of the true class."""
+    return float(log_loss(labels, np.clip(probs, 1e-15, 1.0), labels=np.arange(probs.shape[1])))
+
+
+def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Exact McNemar test of two classifiers on the same images.
+
+    Returns the discordant counts (``a_only``: a right and b wrong; ``b_only``) and
+    the two-sided p-value of the exact binomial test on them.
+    """
+    right_a, right_b = pred_a == labels, pred_b == labels
+    a_only, b_only = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    p = 1.0 if a_only + b_only == 0 else binomtest(a_only, a_only + b_only, 0.5).pvalue
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
+
+
+def evaluate_probs(labels: np.ndarray, probs: np.ndarray, class_names: list[str] | tuple[str, ...]) -> dict:
+    """Every per-split number for one model: labels ``(N,)``, probs ``(N, C)``."""
+    labels = np.asarray(labels)
+    pred = probs.argmax(axis=1)
+    c = probs.shape[1]
+    correct = int(np.sum(pred == labels))
+    return {
+        "n": int(len(labels)),
+        "accuracy": correct / len(labels) if len(labels) else float("nan"),
+        "accuracy_ci": accuracy_ci(correct, len(labels)),
+        "macro_f1": float(f1_score(labels, pred, average="macro", labels=np.arange(c), zero_division=0)),
+        "nll": nll(labels, probs),
+        "classification_report": classification_report(
+            labels, pred, labels=np.arange(c), target_names=list(class_names), output_dict=True, zero_division=0),
+        "confusion_matrix": confusion_matrix(labels, pred, labels=np.arange(c)).tolist(),
+    }

@@ -1,0 +1,178 @@
+"""The training loop: a plain function, nanoGPT style.
+
+Data stays in memory as uint8; each epoch draws a seeded permutation and slices
+batches out of it (no DataLoader). Loss and accuracy are accumulated as tensors
+and read once per epoch, so the hot loop never waits on a host sync.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from committee.config import RunConfig
+from committee.data import Dataset, Splits, batches, to_float
+from committee.fileio import write_json, write_npy, write_text
+from committee.models import build_model, count_params, get_spec
+from committee.predict import predict_logits, timed_predict_probs
+from committee.rundir import RunDir, history_csv
+from committee.weights import load_weights, save_weights
+
+
+def member_seed(seed: int, name: str) -> int:
+    """Different members of one run start from different, reproducible seeds."""
+    return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from committee.errors import UsageError
+        raise UsageError("--device cuda asked for, but no CUDA device is available")
+    return device
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def train_member(
+    name: str,
+    dataset: Dataset,
+    splits: Splits,
+    cfg: RunConfig,
+    run: RunDir,
+    device: str = "cpu",
+    progress: bool | None = None,
+) -> dict:
+    """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
+
+    Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
+    probs_test.npy, member.json}`` and returns the member.json dict.
+    """
+    spec = get_spec(name)
+    out = run.member_dir(name)
+    out.mkdir(parents=True, exist_ok=True)
+    seed = member_seed(cfg.seed, name)
+    torch.manual_seed(seed)
+    model = build_model(name).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    generator = torch.Generator().manual_seed(seed)
+
+    x_train, y_train = dataset.images[splits.train], dataset.labels[splits.train]
+    x_val, y_val = dataset.images[splits.val], dataset.labels[splits.val]
+    n_train = len(x_train)
+    batch_size = cfg.batch_size or spec.batch_size
+    epochs = cfg.epochs_for(name)
+
+    history: list[dict] = []
+    best_acc, best_epoch, stale = -1.0, 0, 0
+    train_seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        # progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short.
+        bar = None if progress is False else tqdm(
+            total=n_train, unit="img", unit_scale=True, leave=False, disable=None if progress is None else False,
+            desc=f"{name} {epoch}/{epochs}", file=sys.stderr)
+        for step, idx in enumerate(batches(n_train, batch_size, generator)):
+            x = to_float(x_train[idx]).to(device, non_blocking=True)
+            y = y_train[idx].to(device, non_blocking=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == y).sum()
+            if bar is not None:
+                bar.update(len(idx))
+                if step % 50 == 0:  # the only in-loop sync, and only when a bar is shown
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+        if bar is not None:
+            bar.close()
+        epoch_train_seconds = time.perf_counter() - epoch_start
+        train_seconds += epoch_train_seconds
+
+        val_logits = predict_logits(model, x_val, device=device)
+        val_loss = F.cross_entropy(val_logits, y_val).item()
+        val_acc = (val_logits.argmax(1) == y_val).float().mean().item()
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum.item() / n_train,
+            "train_acc": correct.item() / n_train,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - epoch_start,
+        }
+        history.append(row)
+        write_text(out / "history.csv", history_csv(history))
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, best_epoch, stale = val_acc, epoch, 0
+            save_weights(model, out / "weights.safetensors", {"model": name, "epoch": str(epoch)})
+        else:
+            stale += 1
+        log(f"{name:>10} epoch {epoch:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
+            f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
+        if cfg.patience is not None and stale >= cfg.patience:
+            log(f"{name:>10} early stop: no validation improvement for {cfg.patience} epochs")
+            break
+
+    load_weights(model, out / "weights.safetensors")
+    probs_val, _ = timed_predict_probs(model, x_val, device=device)
+    probs_test, infer_s_per_1000 = timed_predict_probs(model, dataset.images[splits.test], device=device)
+    write_npy(out / "probs_val.npy", probs_val)
+    write_npy(out / "probs_test.npy", probs_test)
+    info = {
+        "name": name,
+        "description": spec.description,
+        "params": count_params(model),
+        "epochs_run": len(history),
+        "epochs_planned": epochs,
+        "best_epoch": best_epoch,
+        "best_val_acc": best_acc,
+        "batch_size": batch_size,
+        "lr": cfg.lr,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "train_images_per_s": n_train * len(history) / train_seconds if train_seconds else None,
+        "infer_seconds_per_1000": infer_s_per_1000,
+        "device": device,
+    }
+    write_json(out / "member.json", info)
+    return info
+
+
+def save_run_inputs(run: RunDir, cfg: RunConfig, dataset: Dataset, splits: Splits, device: str, data_info: dict) -> None:
+    """config.json, data.json, splits.npz and the validation/test labels at the run root."""
+    import platform
+
+    env = {
+        "committee": __import__("committee").__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
+    run.path.mkdir(parents=True, exist_ok=True)
+    cfg.save(run.config_path, extra=env)
+    write_json(run.path / "data.json", data_info)
+    labels = dataset.labels.numpy()
+    write_npy(run.path / "labels_val.npy", labels[splits.val])
+    write_npy(run.path / "labels_test.npy", labels[splits.test])
+    for name, idx in splits.items():
+        write_npy(run.path / "splits" / f"{name}.npy", idx)
