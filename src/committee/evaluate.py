@@ -68,7 +68,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> dict:
             **score(combine(rule, params, val_stack), combine(rule, params, test_stack) if has_test else None),
             "description": RULES[rule][2],
             "members": names,
-            "params": params,
+            "rule_params": params,
             "parameters_total": sum(m.info.get("params") or 0 for m in members),
             "train_seconds": sum(m.info.get("train_seconds") or 0.0 for m in members),
             "infer_seconds_per_1000": infer_total,
@@ -84,7 +84,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> dict:
         doc["all_members_wrong"] = all_wrong
         doc["oracle_accuracy"] = float(np.mean((member_preds == labels_test[None]).any(axis=0)))
         for rule in rules:
-            pred = doc_pred(combine(rule, doc["committees"][rule]["params"], test_stack))
+            pred = doc_pred(combine(rule, doc["committees"][rule]["rule_params"], test_stack))
             test = mcnemar(labels_test, pred, best_pred)
             doc["committees"][rule]["vs_best_member"] = {
                 "member": best,

@@ -21,7 +21,9 @@ def accuracy_ci(correct: int, total: int, level: float = 0.95) -> list[float]:
 
 def nll(labels: np.ndarray, probs: np.ndarray) -> float:
     """Mean negative log-likelihood (cross-entropy) of the true class."""
-    return float(log_loss(labels, np.clip(probs, 1e-15, 1.0), labels=np.arange(probs.shape[1])))
+    # float32 rows sum to 1 only up to rounding; renormalise in float64 so sklearn agrees.
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-15, 1.0)
+    return float(log_loss(labels, p / p.sum(axis=1, keepdims=True), labels=np.arange(p.shape[1])))
 
 
 def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny synthetic Fashion-MNIST-format IDX files built in the test."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from committee import data
+
+REAL_DIR = data.SYSTEM_DIR
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as an IDX file (magic 0x0000 08 ndim, big-endian dims)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def synthetic_arrays(n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """Learnable fake data: class k lights up a 6x6 block whose position depends on k."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for part, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 2 + (k // 5) * 12, 1 + (k % 5) * 5
+            images[i, r:r + 6, c:c + 6] = 200 + rng.integers(0, 55)
+        out[f"{part}_images"], out[f"{part}_labels"] = images, labels.astype(np.uint8)
+    return out
+
+
+def write_dataset(directory: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> dict[str, str]:
+    """Write the four files; returns the SHA-256 of each decompressed file (to patch data.FILES)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shas = {}
+    for key, (stem, _) in data.FILES.items():
+        raw = idx_bytes(arrays[key])
+        shas[key] = hashlib.sha256(raw).hexdigest()
+        if gz:
+            (directory / (stem + ".gz")).write_bytes(gzip.compress(raw))
+        else:
+            (directory / stem).write_bytes(raw)
+    return shas
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """No user cache, no env dir, no system dir: only what a test puts in place."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("COMMITTEE_DATA_DIR", raising=False)
+    monkeypatch.setenv("COMMITTEE_DOWNLOAD_URL", "http://127.0.0.1:9/")  # closed port: offline
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "no-system-dir")
+    return tmp_path
+
+
+@pytest.fixture
+def synthetic_dir(isolated_env, monkeypatch) -> Path:
+    """A directory with tiny synthetic IDX files whose checksums the loader accepts."""
+    directory = isolated_env / "synthetic"
+    shas = write_dataset(directory, synthetic_arrays())
+    monkeypatch.setattr(data, "FILES", {k: (stem, shas[k]) for k, (stem, _) in data.FILES.items()})
+    return directory
+
+
+def real_data_available() -> bool:
+    return data.find_files(REAL_DIR) is not None
+
+
+requires_real_data = pytest.mark.skipif(not real_data_available(), reason="real Fashion-MNIST not installed (make test installs it)")
