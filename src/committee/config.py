@@ -90,7 +90,7 @@ PRESETS: dict[str, RunConfig] = {
     # About ten minutes on two CPU cores, the three question-1 members.
     "quick": RunConfig(
         preset="quick",
-        member_epochs={"shallow": 10, "basic_cnn": 6, "deep_cnn": 4},
+        member_epochs={"shallow": 20, "basic_cnn": 12, "deep_cnn": 8},
     ),
     # The seed study's protocol: pooled 86/10/4 split, 50 epochs each (hours on a CPU).
     "seed": RunConfig(preset="seed", split="seed", default_epochs=50, rules=("mean", "weighted", "vote")),

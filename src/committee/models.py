@@ -12,7 +12,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from committee.errors import UsageError
 
@@ -62,21 +61,6 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class MaxPool2x2(nn.Module):
-    """2x2 max-pool, stride 2, floor mode (Keras ``MaxPooling2D(2)``).
-
-    Written as reshape + amax rather than ``F.max_pool2d``: PyTorch's CPU max-pool
-    also computes argmax indices for backward, which was ~14 % of deep_cnn's training
-    step here; amax on a view needs no indices. Ties split the gradient, which only
-    happens between equal activations (in practice ReLU zeros, whose gradient is 0).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H//2, W//2)
-        b, c, h, w = x.shape
-        x = x[:, :, : h - h % 2, : w - w % 2]
-        return x.reshape(b, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))
-
-
 class Flatten(nn.Flatten):
     pass
 
@@ -93,7 +77,7 @@ def _dropout(p: float) -> nn.Module:
 @register("basic_cnn", "Conv 32 3x3 ReLU -> MaxPool 2 -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=128, is_conv=True)
 def basic_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(), MaxPool2x2(), _dropout(dropout),
+        nn.Conv2d(1, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
         Flatten(), nn.Linear(32 * 13 * 13, 128), nn.ReLU(), _dropout(dropout), nn.Linear(128, N_CLASSES),
     )
 
@@ -101,8 +85,8 @@ def basic_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
 @register("deep_cnn", "Conv 64 -> MaxPool -> Conv 128 -> MaxPool -> Dense 256 -> Dense 10 (seed question 1)", batch_size=64, is_conv=True)
 def deep_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 64, 3), *([nn.BatchNorm2d(64)] if bn else []), nn.ReLU(), MaxPool2x2(), _dropout(dropout),
-        nn.Conv2d(64, 128, 3), *([nn.BatchNorm2d(128)] if bn else []), nn.ReLU(), MaxPool2x2(), _dropout(dropout),
+        nn.Conv2d(1, 64, 3), *([nn.BatchNorm2d(64)] if bn else []), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
+        nn.Conv2d(64, 128, 3), *([nn.BatchNorm2d(128)] if bn else []), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
         Flatten(), nn.Linear(128 * 5 * 5, 256), nn.ReLU(), _dropout(dropout), nn.Linear(256, N_CLASSES),
     )
 
@@ -110,8 +94,8 @@ def deep_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
 @register("bn_cnn", "Conv 32 same -> BN -> MaxPool -> Dropout -> Conv 64 same -> BN -> MaxPool -> Dropout -> Dense 128 -> Dropout -> Dense 10 (seed extra task)", batch_size=64, is_conv=True)
 def bn_cnn(dropout: float = 0.25) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), MaxPool2x2(), _dropout(dropout),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), MaxPool2x2(), _dropout(dropout),
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
         Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), _dropout(dropout), nn.Linear(128, N_CLASSES),
     )
 

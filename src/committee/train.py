@@ -64,7 +64,9 @@ def train_member(
     seed = member_seed(cfg.seed, name)
     torch.manual_seed(seed)
     model = build_model(name).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # foreach: one multi-tensor kernel per step instead of a Python loop over parameters
+    # (+2-6 % here; fused was no faster on CPU, benchmarks/engine_ab.py).
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
     generator = torch.Generator().manual_seed(seed)
 
     x_train, y_train = dataset.images[splits.train], dataset.labels[splits.train]
