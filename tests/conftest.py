@@ -21,8 +21,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def synthetic_arrays(n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
-    """Learnable fake data: class k lights up a 6x6 block whose position depends on k."""
+def synthetic_arrays(n_train: int = 300, n_test: int = 100, seed: int = 0, noise: float = 0.1) -> dict[str, np.ndarray]:
+    """Learnable fake data: class k lights up a 6x6 block whose position depends on k.
+
+    A fraction ``noise`` of images get a random label, so no model is perfect (reports
+    then always have mistakes to show).
+    """
     rng = np.random.default_rng(seed)
     out = {}
     for part, n in (("train", n_train), ("test", n_test)):
@@ -32,6 +36,8 @@ def synthetic_arrays(n_train: int = 300, n_test: int = 100, seed: int = 0) -> di
         for i, k in enumerate(labels):
             r, c = 2 + (k // 5) * 12, 1 + (k % 5) * 5
             images[i, r:r + 6, c:c + 6] = 200 + rng.integers(0, 55)
+        flip = rng.random(n) < noise
+        labels[flip] = rng.integers(0, 10, flip.sum())
         out[f"{part}_images"], out[f"{part}_labels"] = images, labels.astype(np.uint8)
     return out
 

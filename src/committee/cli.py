@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules (default: the run's)")
     p.add_argument("--json", action="store_true", help="print metrics.json on stdout")
 
+    p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
+
     p = sub.add_parser("run", help="train, evaluate and report in one go (a preset plus overrides)")
     p.add_argument("--preset", default="quick", choices=tuple(PRESETS), help="quick (default, ~10 min on 2 cores) or seed (the seed's 50-epoch protocol; hours)")
     add_train_args(p)
@@ -236,8 +240,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from committee.report import write_report
+    from committee.rundir import RunDir
+
+    start = time.perf_counter()
+    run = RunDir(args.run_dir)
+    run.config()  # a clear error for a directory that is not a run
+    path = write_report(run)
+    seconds = time.perf_counter() - start
+    if args.json:
+        emit_json({"html": str(path), "markdown": str(run.path / "report.md"), "figures": str(run.path / "figures"), "seconds": seconds})
+    else:
+        print(f"wrote {path} and {run.path / 'report.md'} ({seconds:.1f} s)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from committee.evaluate import evaluate_run, format_table
+    from committee.report import write_report
     from committee.rundir import RunDir
 
     start = time.perf_counter()
@@ -245,7 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     train_members(args, cfg)
     run = RunDir(args.run_dir)
     doc = evaluate_run(run)
-    report_path = write_report_if_available(run)
+    report_path = write_report(run, doc)
     if args.json:
         emit_json(doc)
     else:
@@ -256,15 +277,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report_if_available(run) -> Path | None:
-    try:
-        from committee.report import write_report
-    except ImportError:
-        return None
-    return write_report(run)
-
-
-COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run}
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
+            "report": cmd_report, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,140 @@
+"""Figures from precomputed arrays (ConfusionMatrixDisplay style): data in, Axes/Figure out.
+
+No function here reads files or runs a model; the report computes the arrays and
+decides where figures go. Matplotlib uses the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+# One palette everywhere: members in fixed colours, committees in darker tones.
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD"]
+STYLE = {
+    "figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.titlesize": 10, "axes.titleweight": "bold",
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False, "savefig.bbox": "tight",
+}
+plt.rcParams.update(STYLE)
+
+
+def sample_grid(images_by_class: list[np.ndarray], class_names: list[str]) -> Figure:
+    """A row per class of sample images. ``images_by_class[k]`` is uint8 ``(n_k, 28, 28)``."""
+    per_row = max((len(x) for x in images_by_class), default=1)
+    fig, axes = plt.subplots(len(class_names), per_row, figsize=(per_row * 0.75 + 1.4, len(class_names) * 0.78),
+                             squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.08})
+    for k, (row, name) in enumerate(zip(axes, class_names)):
+        for j, ax in enumerate(row):
+            ax.set_xticks([]), ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if j < len(images_by_class[k]):
+                ax.imshow(images_by_class[k][j], cmap="gray_r", vmin=0, vmax=255)
+        row[0].set_ylabel(f"{k} {name}", rotation=0, ha="right", va="center", fontsize=8)
+    return fig
+
+
+def class_counts(ax: Axes, counts: dict[str, list[int]], class_names: list[str]) -> Axes:
+    """Grouped bars: images per class in each split. ``counts[split]`` has one count per class."""
+    x = np.arange(len(class_names))
+    width = 0.8 / max(len(counts), 1)
+    for i, (split, c) in enumerate(counts.items()):
+        ax.bar(x + (i - (len(counts) - 1) / 2) * width, c, width, label=split, color=PALETTE[i])
+    ax.set_xticks(x, class_names, rotation=35, ha="right")
+    ax.set_ylabel("images")
+    ax.set_title("Images per class and split")
+    ax.set_ylim(0, max((max(c) for c in counts.values()), default=1) * 1.22)  # room for the legend
+    ax.legend(frameon=False, ncols=len(counts), loc="upper center")
+    return ax
+
+
+def split_sizes(ax: Axes, sizes: dict[str, int]) -> Axes:
+    """A horizontal stacked bar of split sizes with counts and percentages."""
+    total = sum(sizes.values()) or 1
+    left = 0
+    for i, (name, n) in enumerate(sizes.items()):
+        label = f"{name} {n:,} ({100 * n / total:.1f} %)"
+        ax.barh([0], [n], left=left, color=PALETTE[i], height=0.6, label=label)
+        if n / total > 0.2:  # narrow segments are named by the legend only
+            ax.text(left + n / 2, 0, label, ha="center", va="center", color="white", fontsize=9, fontweight="bold")
+        left += n
+    ax.legend(frameon=False, ncols=len(sizes), loc="upper center", bbox_to_anchor=(0.5, -0.55), fontsize=8)
+    ax.set_xlim(0, total)
+    ax.set_yticks([])
+    ax.set_xlabel("images")
+    ax.set_title("Split sizes")
+    return ax
+
+
+def training_curves(ax_acc: Axes, ax_loss: Axes, epochs: np.ndarray, train_acc: np.ndarray, val_acc: np.ndarray,
+                    train_loss: np.ndarray, val_loss: np.ndarray, best_epoch: int, title: str = "") -> tuple[Axes, Axes]:
+    """Accuracy and loss per epoch, train vs validation, the kept (best) epoch marked."""
+    for ax, tr, va, what in ((ax_acc, train_acc, val_acc, "accuracy"), (ax_loss, train_loss, val_loss, "loss")):
+        ax.plot(epochs, tr, "o-", ms=3, color=PALETTE[0], label="train")
+        ax.plot(epochs, va, "o-", ms=3, color=PALETTE[1], label="validation")
+        ax.axvline(best_epoch, color="#888", ls="--", lw=1, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.set_title(f"{title} {what}".strip())
+        if len(epochs) < 15:
+            ax.set_xticks(epochs)
+    ax_acc.legend(frameon=False, fontsize=8)
+    return ax_acc, ax_loss
+
+
+def confusion(ax: Axes, cm: np.ndarray, class_names: list[str], normalize: bool = False, title: str = "") -> Axes:
+    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised."""
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
+    n = len(class_names)
+    threshold = (1 if normalize else shown.max()) / 2
+    for i in range(n):
+        for j in range(n):
+            v = shown[i, j]
+            text = (f"{v:.2f}" if v >= 0.005 else "") if normalize else (f"{int(v)}" if v else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if v > threshold else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=7.5)
+    ax.set_yticks(range(n), class_names, fontsize=7.5)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("row-normalised" if normalize else "counts"))
+    return ax
+
+
+def accuracy_bars(ax: Axes, names: list[str], accuracy: np.ndarray, ci: np.ndarray, committee: list[bool]) -> Axes:
+    """Accuracy (in %) with its 95 % interval per model; ``ci`` is ``(K, 2)``."""
+    acc, ci = 100 * np.asarray(accuracy), 100 * np.asarray(ci)
+    y = np.arange(len(names))[::-1]
+    colors = ["#2F4B7C" if c else PALETTE[0] for c in committee]
+    ax.barh(y, acc, color=colors, height=0.6)
+    ax.errorbar(acc, y, xerr=[acc - ci[:, 0], ci[:, 1] - acc], fmt="none", ecolor="black", capsize=3, lw=1)
+    span = ci[:, 1].max() - ci[:, 0].min()
+    for yi, a, hi in zip(y, acc, ci[:, 1]):
+        ax.text(hi + 0.02 * span + 0.02, yi, f"{a:.2f} %", va="center", fontsize=8)
+    ax.set_yticks(y, names)
+    lo = max(0.0, ci[:, 0].min() - 2)
+    ax.set_xlim(lo, min(100.0, ci[:, 1].max() + (ci[:, 1].max() - lo) * 0.25))
+    ax.set_xlabel("test accuracy (%), 95 % interval")
+    ax.set_title("Members and committee rules")
+    return ax
+
+
+def mistakes(images: np.ndarray, true: list[str], pred: list[str], confidence: np.ndarray, cols: int = 8) -> Figure:
+    """A gallery of misclassified images, each captioned true -> predicted (confidence)."""
+    n = max(len(images), 1)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.25, rows * 1.55), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(f"true {true[i]}\npred {pred[i]}\n{100 * confidence[i]:.0f} %", fontsize=6.5, fontweight="normal")
+    fig.subplots_adjust(hspace=0.9)
+    return fig

@@ -1,0 +1,141 @@
+import json
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from committee.cli import main
+from committee.report import write_report
+from committee.rundir import RunDir
+from conftest import synthetic_arrays, write_dataset
+
+SECTIONS = ["summary", "data", "architectures", "training", "results", "confusion", "classification-reports",
+            "strengths", "mistakes", "analysis"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    write_dataset(root / "data", synthetic_arrays())
+    code = main(["run", "--run-dir", str(root / "run"), "--data-dir", str(root / "data"), "--no-verify",
+                 "--members", "shallow,basic_cnn,wide_deep", "--epochs", "2", "--quiet"])
+    assert code == 0
+    return root / "run"
+
+
+def copy_run(run_dir, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(run_dir, dst)
+    for f in ("report.html", "report.md", "metrics.json"):
+        (dst / f).unlink(missing_ok=True)
+    shutil.rmtree(dst / "figures", ignore_errors=True)
+    return dst
+
+
+def test_report_sections_figures_and_numbers(run_dir):
+    html = (run_dir / "report.html").read_text()
+    md = (run_dir / "report.md").read_text()
+    for sec in SECTIONS:
+        assert f"<section id='{sec}'>" in html
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    # numbers in the report are the numbers in metrics.json
+    mean = doc["committees"]["mean"]
+    lo, hi = mean["accuracy_ci"]
+    expected = f"{100 * mean['accuracy']:.2f} % [{100 * lo:.2f}, {100 * hi:.2f}]"
+    assert expected in html and expected in md
+    for name, e in doc["members"].items():
+        assert f"{e['macro_f1']:.4f}" in html and f"{e['nll']:.4f}" in md
+        assert f"{e['params']:,}" in html
+    assert f"McNemar p = {mean['vs_best_member']['mcnemar_p']:.3g}" in html
+    # self-contained: every image is embedded, nothing is fetched
+    assert "src='data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    figures = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
+    for required in ("samples.png", "class_counts.png", "splits.png", "accuracy.png", "curves_basic_cnn.png",
+                     "confusion_committee_mean.png", "mistakes_hardest.png"):
+        assert required in figures
+    for name in figures:
+        assert f"figures/{name}" in md
+
+
+def test_report_generation_is_fast(run_dir):
+    start = time.perf_counter()
+    write_report(RunDir(run_dir))
+    assert time.perf_counter() - start < 20
+
+
+def test_report_with_one_member(run_dir, tmp_path, capsys):
+    dst = copy_run(run_dir, tmp_path)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["members"] = ["shallow"]
+    (dst / "config.json").write_text(json.dumps(cfg))
+    for m in ("basic_cnn", "wide_deep"):
+        shutil.rmtree(dst / "members" / m)
+    assert main(["report", "--run-dir", str(dst)]) == 0
+    assert "committee of 1" in (dst / "report.html").read_text()
+
+
+def test_report_with_member_missing_probabilities(run_dir, tmp_path):
+    dst = copy_run(run_dir, tmp_path)
+    (dst / "members/wide_deep/probs_val.npy").unlink()
+    assert main(["report", "--run-dir", str(dst)]) == 0
+    html = (dst / "report.html").read_text()
+    assert "no saved probabilities yet): wide_deep" in html
+
+
+def test_report_without_test_labels(run_dir, tmp_path):
+    dst = copy_run(run_dir, tmp_path)
+    (dst / "labels_test.npy").unlink()
+    assert main(["report", "--run-dir", str(dst)]) == 0
+    html = (dst / "report.html").read_text()
+    assert "no test labels" in html and "validation accuracy" in html
+
+
+def test_report_without_images_says_so(run_dir, tmp_path):
+    dst = copy_run(run_dir, tmp_path)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["data_dir"] = str(tmp_path / "gone")
+    (dst / "config.json").write_text(json.dumps(cfg))
+    assert main(["report", "--run-dir", str(dst)]) == 0
+    assert "Left out of this report: sample images and the mistakes gallery" in (dst / "report.html").read_text()
+
+
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  const sections = [...document.querySelectorAll('section')].map(s => s.id).join(',');
+  document.body.setAttribute('data-check', JSON.stringify({images: imgs.length, broken, sections}));
+});
+</script>"""
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium() is None, reason="chromium not installed (make test installs it on Debian as root)")
+def test_report_in_headless_chromium(run_dir, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text((run_dir / "report.html").read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
+    flags = [chromium(), *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    match = re.search(r"data-check=\"([^\"]+)\"", dom)
+    assert match, "the page did not finish loading"
+    check = json.loads(match.group(1).replace("&quot;", '"'))
+    assert check["images"] >= 10 and check["broken"] == 0
+    assert check["sections"].split(",") == SECTIONS
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, "--window-size=1000,2000", f"--screenshot={shot}", (run_dir / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1000) and pixels.std() > 10  # a rendered page, not a blank one
