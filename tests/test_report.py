@@ -139,3 +139,18 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
     from PIL import Image
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1000) and pixels.std() > 10  # a rendered page, not a blank one
+
+
+def test_seed_preset_report_compares_with_published_numbers(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    write_dataset(data_dir, synthetic_arrays(n_train=400, n_test=100))
+    run_dir = tmp_path / "seed"
+    code = main(["run", "--preset", "seed", "--run-dir", str(run_dir), "--data-dir", str(data_dir), "--no-verify",
+                 "--epochs", "1", "--quiet", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["split"] == "seed" and doc["n_test"] == 20  # 4 % of the 500 pooled images
+    assert set(doc["members"]) == {"shallow", "basic_cnn", "deep_cnn", "bn_cnn", "wide_deep"}
+    assert json.loads((run_dir / "members/bn_cnn/member.json").read_text())["augment"] is not None
+    assert json.loads((run_dir / "members/deep_cnn/member.json").read_text())["augment"] is None
+    html = (run_dir / "report.html").read_text()
+    assert "<section id='seed-comparison'>" in html and "93.53 %" in html

@@ -51,6 +51,23 @@ def positive_float(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def name_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -86,6 +103,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
+    g.add_argument("--bn", action="store_true", default=None, help="batch norm after each convolution (basic_cnn, deep_cnn)")
+    g.add_argument("--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)")
+    g.add_argument("--augment", action="store_true", default=None,
+                   help="random rotation, shift, zoom and horizontal flip of training batches")
+    g.add_argument("--aug-rotation", type=non_negative_float, metavar="DEG", help="rotation range in degrees (default 10)")
+    g.add_argument("--aug-shift", type=probability, metavar="F", help="width/height shift as a fraction (default 0.1)")
+    g.add_argument("--aug-zoom", type=probability, metavar="F", help="zoom range as a fraction (default 0.1)")
+    g.add_argument("--aug-flip", type=probability, metavar="P", help="horizontal flip probability (default 0.5)")
     add_data_args(p)
 
 
@@ -113,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules (default: the run's)")
     p.add_argument("--json", action="store_true", help="print metrics.json on stdout")
 
+    p = sub.add_parser("ablate", help="train a base model with each factor on and off, K seeds each, and compare honestly")
+    p.add_argument("--base", required=True, metavar="MODEL", help="architecture to ablate, e.g. basic_cnn")
+    p.add_argument("--factors", type=name_list, default=("bn", "dropout", "augment"), metavar="F,...",
+                   help="factors to switch on one at a time (and all together): bn, dropout, augment (default: all three)")
+    p.add_argument("--seeds", type=positive_int, default=3, metavar="K", help="seeds per variant (default 3)")
+    add_train_args(p)
+    p.add_argument("--json", action="store_true", help="print ablation.json on stdout")
+
     p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
@@ -132,9 +166,11 @@ def config_from_args(args: argparse.Namespace, base_preset: str = "quick"):
     cfg = preset(getattr(args, "preset", None) or base_preset).replace(
         members=args.members, rules=args.rules, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, device=args.device, data_dir=args.data_dir, split=args.split, verify=args.verify,
-        seed=args.seed, limit_train=args.limit_train)
+        seed=args.seed, limit_train=args.limit_train, bn=args.bn, dropout=args.dropout, augment=args.augment,
+        aug_rotation=args.aug_rotation, aug_shift=args.aug_shift, aug_zoom=args.aug_zoom, aug_flip=args.aug_flip)
+    cfg.augment_params()
     for name in cfg.members:
-        get_spec(name)
+        get_spec(cfg.options_for(name)["arch"])
     check_rules(cfg.rules)
     if len(set(cfg.members)) != len(cfg.members):
         raise UsageError("--members lists a model twice")
@@ -180,12 +216,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         buffers = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
         print(f"Trainable params: {count_params(model):,}" + (f"   (+{buffers:,} BN running statistics)" if buffers else ""))
         return 0
-    rows = [{"name": n, "params": count_params(build_model(n)), "description": get_spec(n).description} for n in model_names()]
+    rows = [{"name": n, "params": count_params(build_model(n)), "description": get_spec(n).description,
+             "variants": list(get_spec(n).options)} for n in model_names()]
     if args.json:
         emit_json(rows)
         return 0
     for r in rows:
-        print(f"{r['name']:<12}{r['params']:>10,}  {r['description']}")
+        variants = f"  [variants: {', '.join('--' + v for v in r['variants'])}]" if r["variants"] else ""
+        print(f"{r['name']:<12}{r['params']:>10,}  {r['description']}{variants}")
     return 0
 
 
@@ -201,8 +239,11 @@ def train_members(args: argparse.Namespace, cfg) -> list[dict]:
         for key in ("split", "seed", "limit_train", "data_dir", "verify"):
             if getattr(old, key) != getattr(cfg, key):
                 raise UsageError(f"{run.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir")
-        # Members trained earlier in this run directory stay part of it.
-        cfg = cfg.replace(members=tuple(dict.fromkeys([*old.members, *cfg.members])))
+        # Members trained earlier in this run directory stay part of it, with their options.
+        cfg = cfg.replace(members=tuple(dict.fromkeys([*old.members, *cfg.members])),
+                          member_options={**old.member_options, **{m: cfg.options_for(m) for m in to_train}})
+    else:
+        cfg = cfg.replace(member_options={m: cfg.options_for(m) for m in cfg.members})
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.data_dir, verify=cfg.verify)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
@@ -237,6 +278,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(doc))
         print(f"\nwrote {Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from committee import ablation
+    from committee.evaluate import evaluate_run
+    from committee.report import write_report
+    from committee.rundir import RunDir
+
+    if args.members or args.rules:
+        raise UsageError("ablate trains variants of --base; --members and --rules do not apply")
+    base_cfg = config_from_args(args)
+    seeds = [base_cfg.seed + k for k in range(args.seeds)]
+    members = ablation.plan(args.base, list(args.factors), seeds, args.dropout)
+    epochs = base_cfg.epochs_for(args.base)
+    for opts in members.values():
+        opts["epochs"] = epochs
+    cfg = base_cfg.replace(preset="ablation", members=tuple(members), rules=(), bn=False, dropout=None, augment=False,
+                           member_options=members)
+    log_start = time.perf_counter()
+    train_members(args, cfg)
+    run = RunDir(args.run_dir)
+    doc = ablation.summarise(run, members, args.base, list(args.factors))
+    doc["wall_seconds"] = time.perf_counter() - log_start
+    evaluate_run(run, rules=[])
+    path = write_report(run)
+    if args.json:
+        emit_json(doc)
+    else:
+        print(ablation.format_table(doc))
+        print(f"\nwrote {run.path / 'ablation.json'} and {path}")
     return 0
 
 
@@ -278,7 +350,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
-            "report": cmd_report, "run": cmd_run}
+            "report": cmd_report, "run": cmd_run, "ablate": cmd_ablate}
 
 
 def main(argv: list[str] | None = None) -> int:

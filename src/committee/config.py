@@ -35,11 +35,34 @@ class RunConfig:
     limit_train: int | None = None
     patience: int | None = None
     device: str = "auto"
+    # Variants, for every member this config trains (where the architecture has the option).
+    bn: bool = False
+    dropout: float | None = None
+    augment: bool = False
+    aug_rotation: float = 10.0
+    aug_shift: float = 0.10
+    aug_zoom: float = 0.10
+    aug_flip: float = 0.5
+    # Per-member overrides: {member: {"arch", "bn", "dropout", "augment", "seed", "epochs"}}.
+    # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
+    member_options: dict[str, dict] = field(default_factory=dict)
+
+    def options_for(self, member: str) -> dict:
+        """The resolved variant options of one member (global flags, then its overrides)."""
+        opts = {"arch": member, "bn": self.bn, "dropout": self.dropout, "augment": self.augment, "seed": self.seed}
+        opts.update(self.member_options.get(member, {}))
+        return opts
 
     def epochs_for(self, member: str) -> int:
+        if "epochs" in self.member_options.get(member, {}):
+            return self.member_options[member]["epochs"]
         if self.epochs is not None:
             return self.epochs
         return self.member_epochs.get(member, self.default_epochs)
+
+    def augment_params(self):
+        from committee.augment import AugmentParams
+        return AugmentParams(self.aug_rotation, self.aug_shift, self.aug_zoom, self.aug_flip).validate()
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -93,7 +116,13 @@ PRESETS: dict[str, RunConfig] = {
         member_epochs={"shallow": 20, "basic_cnn": 12, "deep_cnn": 8},
     ),
     # The seed study's protocol: pooled 86/10/4 split, 50 epochs each (hours on a CPU).
-    "seed": RunConfig(preset="seed", split="seed", default_epochs=50, rules=("mean", "weighted", "vote")),
+    # Question 1: shallow, basic_cnn, deep_cnn; the extra task: bn_cnn with augmentation
+    # and the weighted committee; question 2: the wide-and-deep MLP.
+    "seed": RunConfig(
+        preset="seed", split="seed", default_epochs=50, rules=("mean", "weighted", "vote"),
+        members=("shallow", "basic_cnn", "deep_cnn", "bn_cnn", "wide_deep"),
+        member_options={"bn_cnn": {"augment": True}},
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from committee.fileio import write_json
 from committee.metrics import evaluate_probs, mcnemar
 from committee.rundir import RunDir
 
-MEMBER_INFO_KEYS = ("params", "epochs_run", "best_epoch", "batch_size", "train_seconds",
+MEMBER_INFO_KEYS = ("arch", "model_kwargs", "augment", "params", "epochs_run", "best_epoch", "batch_size", "train_seconds",
                     "train_images_per_s", "infer_seconds_per_1000", "description")
 
 

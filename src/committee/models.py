@@ -7,6 +7,7 @@ trainable parameter counts exactly (see DESIGN.md).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,6 +29,20 @@ class ModelSpec:
     # at 128 (84 % vs 80 % validation after one epoch of shallow), and an epoch is <1 s.
     batch_size: int
     is_conv: bool
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Variant switches the factory accepts (e.g. ``bn``, ``dropout``)."""
+        return tuple(inspect.signature(self.factory).parameters)
+
+    def kwargs_for(self, bn: bool = False, dropout: float | None = None) -> dict:
+        """Factory keyword arguments for the variant flags this architecture supports."""
+        kw = {}
+        if "bn" in self.options:
+            kw["bn"] = bool(bn)
+        if "dropout" in self.options and dropout is not None:
+            kw["dropout"] = float(dropout)
+        return kw
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

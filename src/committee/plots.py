@@ -138,3 +138,17 @@ def mistakes(images: np.ndarray, true: list[str], pred: list[str], confidence: n
             ax.set_title(f"true {true[i]}\npred {pred[i]}\n{100 * confidence[i]:.0f} %", fontsize=6.5, fontweight="normal")
     fig.subplots_adjust(hspace=0.9)
     return fig
+
+
+def ablation(ax: Axes, variants: list[str], values: list[np.ndarray], ci: list[list[float]]) -> Axes:
+    """Test accuracy (%) of every seed per variant (dots), with the mean and its 95 % t-interval."""
+    for i, (v, vals, (lo, hi)) in enumerate(zip(variants, values, ci)):
+        vals = 100 * np.asarray(vals)
+        ax.scatter(np.full(len(vals), i), vals, color=PALETTE[i % len(PALETTE)], alpha=0.75, zorder=3, s=22)
+        ax.hlines(vals.mean(), i - 0.25, i + 0.25, color="black", lw=1.5, zorder=4)
+        if lo == lo:
+            ax.vlines(i, 100 * lo, 100 * hi, color="black", lw=1, zorder=2)
+    ax.set_xticks(range(len(variants)), variants)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Ablation: one dot per seed, bar = mean, line = 95 % interval of the mean")
+    return ax

@@ -203,18 +203,27 @@ class ReportBuilder:
 
         sec = Section("architectures", "Architectures")
         sec.p("Layer tables in Keras style; output shapes are (batch, channels, height, width) as PyTorch lays them out.")
-        for name in self.members:
-            try:
-                model = build_model(name)
-            except CommitteeError:
+        seen = set()
+        for member, e in self.members.items():
+            arch, kwargs = e.get("arch") or member, e.get("model_kwargs") or {}
+            key = (arch, tuple(sorted(kwargs.items())))
+            if key in seen:
                 continue
+            seen.add(key)
+            try:
+                model = build_model(arch, **kwargs)
+            except (CommitteeError, TypeError):
+                continue
+            name = arch + "".join(f", {k}={v}" for k, v in sorted(kwargs.items()))
+            if e.get("augment"):
+                name += ", trained with augmentation"
             rows = [[r["layer"] + f" ({r['type']})", "(" + ", ".join("None" if x is None else str(x) for x in r["output_shape"]) + ")",
                      f"{r['params']:,}"] for r in summary(model)]
             buffers = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
             rows.append(["**total trainable**", "", f"**{count_params(model):,}**"])
             if buffers:
                 rows.append(["BN running statistics (not trained)", "", f"{buffers:,}"])
-            sec.h3(f"{name}: {get_spec(name).description}")
+            sec.h3(f"{name}: {get_spec(arch).description}")
             sec.blocks.append(Table(["layer", "output shape", "params"], rows))
         return sec
 
@@ -342,7 +351,9 @@ class ReportBuilder:
 
         sec = Section("mistakes", "Mistakes")
         if self.images is None or not self.doc["has_test"] or not self.main_rule:
-            sec.p("Left out: " + ("the test images are not available." if self.images is None else "this run has no test predictions."))
+            why = ("the test images are not available" if self.images is None else
+                   "this run has no test labels" if not self.doc["has_test"] else "no committee rule was evaluated")
+            sec.p(f"Left out: {why}.")
             return sec
         probs = self._committee_test_probs(self.main_rule)
         labels = self.run.labels("test")
@@ -418,9 +429,67 @@ class ReportBuilder:
             sec.p(f"Left out of this report (no saved probabilities yet): {', '.join(self.doc['skipped_members'])}.")
         return sec
 
+    # Optional: the seed study's published numbers next to ours (seed split only).
+    SEED_PUBLISHED = {"shallow": 0.9010, "basic_cnn": 0.9203, "deep_cnn": 0.9182, "committee (mean)": 0.9353}
+
+    def seed_comparison(self) -> Section | None:
+        if self.doc["split"] != "seed" or not self.doc["has_test"]:
+            return None
+        sec = Section("seed-comparison", "Against the seed study")
+        sec.p("The seed study's published test accuracies (one run each, no intervals, Keras, on its own 2,800-image "
+              "split) next to ours on the same protocol (pooled 86/10/4 split, 280 test images per class) with 95 % intervals. "
+              "A published number inside our interval is a reproduction; with 2,800 test images an interval is about ±1 point wide.")
+        rows = []
+        for name, published in self.SEED_PUBLISHED.items():
+            e = self.models.get(name)
+            if e is None:
+                continue
+            lo, hi = e["accuracy_ci"]
+            inside = "yes" if lo <= published <= hi else ("ours higher" if published < lo else "ours lower")
+            rows.append([name, pct(published), pct_ci(e), inside])
+        sec.blocks.append(Table(["model", "seed study", "ours [95 % CI]", "published value inside our interval?"], rows))
+        return sec
+
+    def ablation(self) -> Section | None:
+        import json
+
+        import matplotlib.pyplot as plt
+
+        from committee import ablation, plots
+
+        path = self.run.path / "ablation.json"
+        if not path.exists():
+            return None
+        doc = json.loads(path.read_text())
+        sec = Section("ablation", "Ablation")
+        sec.p(f"Base **{doc['base']}**, factors {', '.join(doc['factors'])}, switched on one at a time and all together; "
+              f"{len(doc['seeds'])} seeds per variant (initialisation and batch order), the same split and epoch budget, best "
+              f"epoch chosen on validation. Differences to the base are paired by seed, with a 95 % t-interval over seeds.")
+        rows = []
+        for e in doc["variants"]:
+            d = e.get("diff_accuracy")
+            rows.append([e["variant"], str(len(e["seeds"])),
+                         f"{100 * e['accuracy']['mean']:.2f} ± {100 * e['accuracy']['std']:.2f} %",
+                         f"{e['macro_f1']['mean']:.4f} ± {e['macro_f1']['std']:.4f}",
+                         f"{e['nll']['mean']:.4f} ± {e['nll']['std']:.4f}",
+                         f"{100 * d['mean']:+.2f} [{100 * d['ci'][0]:+.2f}, {100 * d['ci'][1]:+.2f}]" if d else "–",
+                         secs(e["train_seconds"]["mean"])])
+        sec.blocks.append(Table(["variant", "seeds", "test accuracy (mean ± std)", "macro-F1", "NLL",
+                                 "Δ accuracy vs base [95 % CI]", "training time"], rows))
+        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+        base_vals = {e["variant"]: e["accuracy"]["values"] for e in doc["variants"]}
+        plots.ablation(ax, list(base_vals), [np.array(v) for v in base_vals.values()],
+                       [ablation.t_interval(np.array(v)) for v in base_vals.values()])
+        sec.blocks.append(self.save(fig, "ablation.png", "Test accuracy per seed and variant."))
+        for e in doc["variants"]:
+            if "verdict" in e:
+                sec.p(e["verdict"] + ".")
+        return sec
+
     def build(self) -> list[Section]:
-        return [self.summary(), self.data(), self.architectures(), self.training(), self.results(), self.confusion(),
-                self.reports(), self.strengths(), self.mistakes(), self.analysis()]
+        sections = [self.summary(), self.data(), self.architectures(), self.training(), self.results(), self.seed_comparison(),
+                    self.ablation(), self.confusion(), self.reports(), self.strengths(), self.mistakes(), self.analysis()]
+        return [s for s in sections if s is not None]
 
 
 def slug(name: str) -> str:

@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from committee.augment import augment_batch
 from committee.config import RunConfig
 from committee.data import Dataset, Splits, batches, to_float
 from committee.fileio import write_json, write_npy, write_text
@@ -58,12 +59,17 @@ def train_member(
     Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
     probs_test.npy, member.json}`` and returns the member.json dict.
     """
-    spec = get_spec(name)
+    opts = cfg.options_for(name)
+    spec = get_spec(opts["arch"])
     out = run.member_dir(name)
     out.mkdir(parents=True, exist_ok=True)
-    seed = member_seed(cfg.seed, name)
+    seed = member_seed(opts["seed"], name)
     torch.manual_seed(seed)
-    model = build_model(name).to(device)
+    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"])
+    model = build_model(spec.name, **model_kwargs).to(device)
+    aug_params = cfg.augment_params() if opts["augment"] else None
+    # Its own generator, so switching augmentation on leaves the batch order unchanged.
+    aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
     # foreach: one multi-tensor kernel per step instead of a Python loop over parameters
     # (+2-6 % here; fused was no faster on CPU, benchmarks/engine_ab.py).
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
@@ -89,6 +95,8 @@ def train_member(
             desc=f"{name} {epoch}/{epochs}", file=sys.stderr)
         for step, idx in enumerate(batches(n_train, batch_size, generator)):
             x = to_float(x_train[idx]).to(device, non_blocking=True)
+            if aug_params is not None:
+                x = augment_batch(x, aug_params, aug_generator)
             y = y_train[idx].to(device, non_blocking=True)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -140,6 +148,9 @@ def train_member(
     write_npy(out / "probs_test.npy", probs_test)
     info = {
         "name": name,
+        "arch": spec.name,
+        "model_kwargs": model_kwargs,
+        "augment": vars(aug_params) if aug_params else None,
         "description": spec.description,
         "params": count_params(model),
         "epochs_run": len(history),

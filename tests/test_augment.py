@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from committee.augment import AugmentParams, augment_batch, random_affine
+from committee.errors import UsageError
+
+
+def batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 6:22, 9:15] = torch.rand(n, 1, 16, 6, generator=g)  # an off-centre bar: flips and shifts move it
+    return x
+
+
+def test_shape_dtype_range():
+    x = batch()
+    y = augment_batch(x, AugmentParams(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0 and y.max() <= 1
+    assert not torch.equal(x, y)
+
+
+def test_per_image_random():
+    x = batch(8).expand(8, 1, 28, 28)[:1].repeat(8, 1, 1, 1)  # eight copies of one image
+    y = augment_batch(x, AugmentParams(), torch.Generator().manual_seed(1))
+    flat = y.flatten(1)
+    assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 8))
+
+
+def test_seeded():
+    x = batch()
+    a = augment_batch(x, AugmentParams(), torch.Generator().manual_seed(5))
+    b = augment_batch(x, AugmentParams(), torch.Generator().manual_seed(5))
+    c = augment_batch(x, AugmentParams(), torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_identity_at_zero_ranges():
+    x = batch()
+    zero = AugmentParams(rotation=0, shift=0, zoom=0, flip=0)
+    assert torch.equal(augment_batch(x, zero), x)
+    # the affine path itself is exact at identity, not just short-circuited
+    theta = random_affine(len(x), zero, torch.Generator().manual_seed(0))
+    assert torch.allclose(theta, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand_as(theta))
+
+
+def test_flip_only_mirrors_exactly():
+    x = batch()
+    y = augment_batch(x, AugmentParams(rotation=0, shift=0, zoom=0, flip=1.0))
+    assert torch.allclose(y, x.flip(-1), atol=1e-5)
+
+
+def test_shift_moves_content_within_range():
+    x = batch()
+    y = augment_batch(x, AugmentParams(rotation=0, shift=0.1, zoom=0, flip=0), torch.Generator().manual_seed(2))
+    cols = torch.arange(28.0)
+    centre = lambda t: (t.sum(dim=(1, 2)) * cols).sum(-1) / t.sum(dim=(1, 2, 3))  # noqa: E731
+    moved = (centre(y) - centre(x)).abs()
+    assert moved.max() <= 0.1 * 28 + 0.5 and moved.max() > 0.5
+
+
+def test_bad_ranges_rejected():
+    with pytest.raises(UsageError):
+        AugmentParams(zoom=1.5).validate()
