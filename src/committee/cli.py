@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(p)
     p.add_argument("--json", action="store_true", help="print ablation.json on stdout")
 
+    p = sub.add_parser("bench", help="training and inference throughput: our engine vs the textbook loop vs the machine's peak")
+    p.add_argument("--members", type=name_list, default=("shallow", "basic_cnn", "deep_cnn"), metavar="A,B,...",
+                   help="members to benchmark (default: shallow,basic_cnn,deep_cnn)")
+    p.add_argument("--batch-size", type=positive_int, help="training batch size (default: each architecture's own)")
+    p.add_argument("--windows", type=positive_int, default=5, help="timed windows per measurement; the median is reported (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
     p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
@@ -312,6 +319,18 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from committee.bench import format_table, run_bench
+    from committee.train import log
+
+    doc = run_bench(list(args.members), args.batch_size, windows=args.windows, progress=log)
+    if args.json:
+        emit_json(doc)
+    else:
+        print(format_table(doc))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from committee.report import write_report
     from committee.rundir import RunDir
@@ -350,7 +369,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
-            "report": cmd_report, "run": cmd_run, "ablate": cmd_ablate}
+            "report": cmd_report, "run": cmd_run, "ablate": cmd_ablate,
+            "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
