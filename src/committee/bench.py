@@ -39,8 +39,11 @@ def _median_rate(step: Callable[[], int], windows: int, steps: int, warmup: int)
 def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None,
                       windows: int = 5, steps: int = 10) -> float:
     """Our training step, as train.py runs it: uint8 in memory, seeded permutation, foreach Adam, no host sync."""
+    from committee.train import training_layout
+
     torch.manual_seed(0)
-    model = build_model(name)
+    layout = training_layout(get_spec(name).is_conv)
+    model = build_model(name).to(memory_format=layout)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
     bs = batch_size or get_spec(name).batch_size
     gen = torch.Generator().manual_seed(0)
@@ -52,7 +55,7 @@ def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, bat
         if idx is None:
             it = batches(len(images), bs, gen)
             idx = next(it)
-        x, y = to_float(images[idx]), labels[idx]
+        x, y = to_float(images[idx]).contiguous(memory_format=layout), labels[idx]
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

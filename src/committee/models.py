@@ -89,7 +89,7 @@ def _dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
-@register("basic_cnn", "Conv 32 3x3 ReLU -> MaxPool 2 -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=128, is_conv=True)
+@register("basic_cnn", "Conv 32 3x3 ReLU -> MaxPool 2 -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=64, is_conv=True)
 def basic_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(), nn.MaxPool2d(2), _dropout(dropout),
