@@ -80,3 +80,15 @@ def real_data_available() -> bool:
 
 
 requires_real_data = pytest.mark.skipif(not real_data_available(), reason="real Fashion-MNIST not installed (make test installs it)")
+
+
+def make_synthetic_run(root: Path, members: str, epochs: int = 2, command: str = "train", **data_kw) -> tuple[Path, dict]:
+    """Train ``members`` on fresh synthetic data under ``root``; returns (run_dir, arrays)."""
+    from committee.cli import main
+
+    arrays = synthetic_arrays(**data_kw)
+    write_dataset(root / "data", arrays)
+    code = main([command, "--run-dir", str(root / "run"), "--data-dir", str(root / "data"), "--no-verify",
+                 "--members", members, "--epochs", str(epochs), "--quiet"])
+    assert code == 0
+    return root / "run", arrays

@@ -10,7 +10,7 @@ import pytest
 from committee.cli import main
 from committee.report import write_report
 from committee.rundir import RunDir
-from conftest import synthetic_arrays, write_dataset
+from conftest import make_synthetic_run, synthetic_arrays, write_dataset
 
 SECTIONS = ["summary", "data", "architectures", "training", "results", "confusion", "classification-reports",
             "strengths", "mistakes", "analysis"]
@@ -18,12 +18,7 @@ SECTIONS = ["summary", "data", "architectures", "training", "results", "confusio
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
-    write_dataset(root / "data", synthetic_arrays())
-    code = main(["run", "--run-dir", str(root / "run"), "--data-dir", str(root / "data"), "--no-verify",
-                 "--members", "shallow,basic_cnn,wide_deep", "--epochs", "2", "--quiet"])
-    assert code == 0
-    return root / "run"
+    return make_synthetic_run(tmp_path_factory.mktemp("report"), "shallow,basic_cnn,wide_deep", command="run")[0]
 
 
 def copy_run(run_dir, tmp_path):

@@ -103,6 +103,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its config.json: finished members are kept, the others go on "
+                        "from their last completed epoch")
     g = p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
     g.add_argument("--bn", action="store_true", default=None, help="batch norm after each convolution (basic_cnn, deep_cnn)")
     g.add_argument("--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)")
@@ -153,6 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, help="training batch size (default: each architecture's own)")
     p.add_argument("--windows", type=positive_int, default=5, help="timed windows per measurement; the median is reported (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = sub.add_parser("predict", help="classify your own images (PNG, JPEG, BMP, GIF, WebP, .npy, folders) with a trained committee")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, .npy arrays of shape (N, 28, 28), or directories")
+    p.add_argument("--rule", default="mean", help="committee rule (default mean)")
+    p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="classes to show per image (default 3)")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                   help="make the garment light on dark: auto detects a light background (default)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+    p = sub.add_parser("export", help="export the whole committee (members + rule) as one ONNX graph")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", required=True, type=Path, help="output file, e.g. committee.onnx")
+    p.add_argument("--rule", default="mean", help="committee rule: mean, weighted or vote (default mean)")
+    p.add_argument("--input-dtype", choices=("uint8", "float32"), default="uint8",
+                   help="uint8 pixels in [0, 255] (default) or float32 in [0, 1], shape (N, 1, 28, 28)")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
     p.add_argument("--run-dir", required=True, type=Path)
@@ -241,7 +262,20 @@ def train_members(args: argparse.Namespace, cfg) -> list[dict]:
 
     run = RunDir(args.run_dir)
     to_train = list(cfg.members)
-    if run.config_path.exists():
+    resume = getattr(args, "resume", False)
+    if resume:
+        if not run.config_path.exists():
+            raise UsageError(f"--resume: {run.path} has no config.json to resume from")
+        cfg = run.config()
+        if args.device:
+            cfg = cfg.replace(device=args.device)
+        for stale in run.path.rglob(".*.tmp"):  # half-written by a process killed mid-write (SIGKILL)
+            stale.unlink()
+        done = [m for m in cfg.members if (run.member_dir(m) / "member.json").exists()]
+        to_train = [m for m in cfg.members if m not in done]
+        log(f"resuming {run.path}: " + (f"finished {', '.join(done)}; " if done else "") +
+            (f"to train {', '.join(to_train)}" if to_train else "nothing left to train"))
+    elif run.config_path.exists():
         old = run.config()
         for key in ("split", "seed", "limit_train", "data_dir", "verify"):
             if getattr(old, key) != getattr(cfg, key):
@@ -256,10 +290,12 @@ def train_members(args: argparse.Namespace, cfg) -> list[dict]:
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = describe(ds, splits)
     log(f"data: {info['source']}, split {cfg.split}: " + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items()))
-    save_run_inputs(run, cfg, ds, splits, device, info)
+    if not resume:
+        save_run_inputs(run, cfg, ds, splits, device, info)
     results = []
     for name in to_train:
-        results.append(train_member(name, ds, splits, cfg, run, device, progress=False if args.quiet else None))
+        results.append(train_member(name, ds, splits, cfg, run, device, progress=False if args.quiet else None,
+                                    resume=resume))
     return results
 
 
@@ -331,6 +367,80 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from committee import CLASS_NAMES
+    from committee.ensemble import check_rules
+    from committee.images import expand_inputs, load_image, load_npy
+    from committee.predict import predict_images
+    from committee.rundir import RunDir
+
+    check_rules([args.rule])
+    run = RunDir(args.run_dir)
+    run.config()
+    files, arrays, errors = [], [], []
+    for path in expand_inputs(args.inputs):
+        try:
+            if path.suffix.lower() == ".npy":
+                batch = load_npy(path)
+                files += [f"{path}[{i}]" for i in range(len(batch))]
+                arrays.append(batch)
+            else:
+                arrays.append(load_image(path, args.invert)[None])
+                files.append(str(path))
+        except CommitteeError as exc:
+            errors.append({"file": str(path), "error": str(exc)})
+    predictions = []
+    if files:
+        probs, members = predict_images(run, torch.from_numpy(np.concatenate(arrays)), args.rule)
+        k = min(args.top_k, probs.shape[1])
+        entropy = -(probs * np.log(np.clip(probs, 1e-12, 1))).sum(axis=1)
+        member_top = {m: p.argmax(1) for m, p in members.items()}
+        for i, f in enumerate(files):
+            order = np.argsort(-probs[i])[:k]
+            top = int(order[0])
+            predictions.append({
+                "file": f, "label": CLASS_NAMES[top], "index": top, "probability": float(probs[i, top]),
+                "top_k": [{"label": CLASS_NAMES[j], "probability": float(probs[i, j])} for j in order],
+                "members": {m: CLASS_NAMES[int(t[i])] for m, t in member_top.items()},
+                "entropy": float(entropy[i]),
+                # share of members whose own top class differs from the committee's
+                "disagreement": float(np.mean([t[i] != top for t in member_top.values()])),
+            })
+    if args.json:
+        emit_json({"predictions": predictions, "errors": errors})
+    else:
+        for p in predictions:
+            tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in p["top_k"])
+            votes = " ".join(f"{m}={lab}" for m, lab in p["members"].items())
+            print(f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f} | {votes}")
+        for e in errors:
+            print(f"committee: error: {e['file']}: {e['error']}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import logging
+    import warnings
+
+    from committee.export import export_onnx
+    from committee.rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    run.config()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = export_onnx(run, args.out, args.rule, args.input_dtype)
+    if args.json:
+        emit_json({"onnx": str(path), "rule": args.rule, "input_dtype": args.input_dtype})
+    else:
+        print(f"wrote {path} (rule {args.rule}, input {args.input_dtype} (N, 1, 28, 28), output probabilities (N, 10))")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from committee.report import write_report
     from committee.rundir import RunDir
@@ -368,12 +478,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def threading_is_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
             "report": cmd_report, "run": cmd_run, "ablate": cmd_ablate,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "predict": cmd_predict,
+            "export": cmd_export}
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    args = None
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading_is_main() else None
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -381,7 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"committee: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("\ncommittee: interrupted; finished members and files are kept (every file is written atomically)", file=sys.stderr)
+        hint = ""
+        if args is not None and getattr(args, "run_dir", None) and args.command in ("train", "run"):
+            hint = f"; continue with: committee {args.command} --run-dir {args.run_dir} --resume"
+        print(f"\ncommittee: interrupted; finished epochs and members are saved{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

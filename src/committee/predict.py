@@ -56,3 +56,39 @@ def timed_predict_probs(model: nn.Module, images: torch.Tensor, device: str = "c
     probs = predict_probs(model, images, device=device)
     seconds = time.perf_counter() - start
     return probs, 1000.0 * seconds / max(len(images), 1)
+
+
+def load_members(run) -> list[tuple[str, nn.Module]]:
+    """Every finished member of a run, rebuilt from member.json and its safetensors weights."""
+    import json
+
+    from committee.errors import CommitteeError
+    from committee.models import build_model
+    from committee.weights import load_weights
+
+    members = []
+    for name in run.trained_members():
+        info_path = run.member_dir(name) / "member.json"
+        if not info_path.exists():
+            continue
+        info = json.loads(info_path.read_text())
+        model = build_model(info.get("arch", name), **(info.get("model_kwargs") or {}))
+        members.append((name, load_weights(model, run.member_dir(name) / "weights.safetensors").eval()))
+    if not members:
+        raise CommitteeError(f"{run.path}: no finished member to predict with")
+    return members
+
+
+def predict_images(run, images: torch.Tensor, rule: str = "mean") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Committee probabilities ``(N, 10)`` and each member's ``(N, 10)`` for uint8 images ``(N, 28, 28)``.
+
+    The rule is fitted on the run's saved validation probabilities, as in evaluation.
+    """
+    from committee.ensemble import combine, fit_rule
+
+    members = load_members(run)
+    per_member = {name: predict_probs(model, images) for name, model in members}
+    names = list(per_member)
+    val = np.stack([run.load_member(n).probs_val for n in names])
+    params = fit_rule(rule, val, run.labels("val"))
+    return combine(rule, params, np.stack([per_member[n] for n in names])), per_member

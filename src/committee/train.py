@@ -7,6 +7,7 @@ and read once per epoch, so the hot loop never waits on a host sync.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import zlib
@@ -15,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from committee.augment import augment_batch
 from committee.config import RunConfig
 from committee.data import Dataset, Splits, batches, to_float
-from committee.fileio import write_json, write_npy, write_text
+from committee.errors import CommitteeError
+from committee.fileio import atomic_path, write_json, write_npy, write_text
 from committee.models import build_model, count_params, get_spec
 from committee.predict import predict_logits, timed_predict_probs
-from committee.rundir import RunDir, history_csv
+from committee.rundir import RunDir, history_csv, read_history
 from committee.weights import load_weights, save_weights
 
 
@@ -59,6 +63,7 @@ def train_member(
     run: RunDir,
     device: str = "cpu",
     progress: bool | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
 
@@ -92,7 +97,18 @@ def train_member(
     history: list[dict] = []
     best_acc, best_epoch, stale = -1.0, 0, 0
     train_seconds = 0.0
-    for epoch in range(1, epochs + 1):
+    checkpoint = out / "checkpoint.safetensors"
+    generators = {"batches": generator, "augment": aug_generator}
+    start_epoch = 1
+    if resume and checkpoint.exists():
+        state = load_checkpoint(checkpoint, model, optimizer, generators)
+        best_acc, best_epoch, stale, train_seconds = state["best_acc"], state["best_epoch"], state["stale"], state["train_seconds"]
+        # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
+        history = read_history(out / "history.csv")[: state["epoch"]]
+        start_epoch = state["epoch"] + 1
+        log(f"{name:>10} resuming after epoch {state['epoch']}")
+    stopped_early = bool(history) and cfg.patience is not None and stale >= cfg.patience
+    for epoch in range(start_epoch, epochs + 1 if not stopped_early else start_epoch):
         epoch_start = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
@@ -143,6 +159,8 @@ def train_member(
             save_weights(model, out / "weights.safetensors", {"model": name, "epoch": str(epoch)})
         else:
             stale += 1
+        save_checkpoint(checkpoint, model, optimizer, generators, {
+            "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch, "stale": stale, "train_seconds": train_seconds})
         log(f"{name:>10} epoch {epoch:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
             f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
@@ -175,7 +193,53 @@ def train_member(
         "device": device,
     }
     write_json(out / "member.json", info)
+    checkpoint.unlink(missing_ok=True)  # finished: member.json marks it done
     return info
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    generators: dict[str, torch.Generator | None], state: dict) -> None:
+    """Everything needed to continue bit-for-bit: weights, optimizer moments, every RNG, loop state.
+
+    One safetensors file (no pickle), written atomically; loop state and optimizer
+    hyper-parameters go in its string metadata as JSON.
+    """
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    for idx, st in opt_state["state"].items():
+        for key, value in st.items():
+            tensors[f"optim.{idx}.{key}"] = (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    for key, gen in generators.items():
+        if gen is not None:
+            tensors[f"rng.{key}"] = gen.get_state()
+    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt_state["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    generators: dict[str, torch.Generator | None]) -> dict:
+    """Restore what :func:`save_checkpoint` wrote; returns the loop state."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        state = json.loads(metadata["state"])
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt_state: dict = {"state": {}, "param_groups": json.loads(metadata["param_groups"])}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                opt_state["state"].setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict(opt_state)
+        torch.set_rng_state(tensors["rng.torch"])
+        for key, gen in generators.items():
+            if gen is not None:
+                gen.set_state(tensors[f"rng.{key}"])
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise CommitteeError(f"{path}: unusable checkpoint ({str(exc).splitlines()[0]}); delete it to start this member over") from None
+    return state
 
 
 def save_run_inputs(run: RunDir, cfg: RunConfig, dataset: Dataset, splits: Splits, device: str, data_info: dict) -> None:

@@ -1,0 +1,70 @@
+"""Export a whole committee (members and its rule) as one ONNX graph.
+
+Input ``images``: ``(N, 1, 28, 28)``, uint8 in [0, 255] or float in [0, 1] (one graph
+per dtype; choose with ``--input-dtype``). Output ``probabilities``: ``(N, 10)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from committee.ensemble import fit_rule
+from committee.errors import CommitteeError, UsageError
+from committee.predict import load_members
+from committee.rundir import RunDir
+
+EXPORTABLE_RULES = ("mean", "weighted", "vote")
+
+
+class CommitteeModule(nn.Module):
+    """Members + a fitted rule as one module: images ``(N, 1, 28, 28)`` -> probabilities ``(N, 10)``."""
+
+    def __init__(self, members: list[nn.Module], weights: list[float] | None, vote: bool = False, uint8_input: bool = False):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        w = torch.tensor(weights if weights is not None else [1.0] * len(members), dtype=torch.float32)
+        self.register_buffer("weights", w / w.sum())
+        self.vote, self.uint8_input = vote, uint8_input
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0 if self.uint8_input else images
+        if self.vote:
+            # Hard vote: the share of members whose top class is c (ties resolved by argmax: lowest index).
+            outs = [F.one_hot(m(x).argmax(dim=1), 10).float() for m in self.members]
+            return torch.stack(outs).mean(dim=0)
+        probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members])  # (M, N, 10)
+        return (probs * self.weights[:, None, None]).sum(dim=0)
+
+
+def build_committee_module(run: RunDir, rule: str, uint8_input: bool) -> CommitteeModule:
+    if rule not in EXPORTABLE_RULES:
+        raise UsageError(f"rule {rule!r} cannot be exported; choose from {', '.join(EXPORTABLE_RULES)}")
+    members = load_members(run)
+    names = [n for n, _ in members]
+    val = np.stack([run.load_member(n).probs_val for n in names])
+    params = fit_rule(rule, val, run.labels("val"))
+    return CommitteeModule([m for _, m in members], params.get("weights"), vote=rule == "vote", uint8_input=uint8_input).eval()
+
+
+def export_onnx(run: RunDir, out: Path, rule: str = "mean", input_dtype: str = "uint8") -> Path:
+    """Write the committee as ONNX (atomically) and return its path."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise CommitteeError("ONNX export needs the onnx and onnxscript packages: pip install 'committee[export]'") from None
+    from committee.fileio import atomic_path
+
+    module = build_committee_module(run, rule, input_dtype == "uint8")
+    example = (torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8) if input_dtype == "uint8"
+               else torch.rand(2, 1, 28, 28))
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    with atomic_path(out) as tmp:
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=["images"],
+                                    output_names=["probabilities"], dynamic_shapes=({0: batch},), verbose=False)
+        program.save(str(tmp))
+    return out

@@ -1,0 +1,74 @@
+"""Mutation fuzzing of the IDX/gzip reader and the image loader (shared by the test and benchmarks/fuzz.py)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hypothesis import strategies as st
+from PIL import Image
+
+from committee.data import parse_idx, read_bytes
+from committee.errors import CommitteeError
+from committee.images import load_image
+from conftest import idx_bytes
+
+
+def seeds() -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (20, 28, 28), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(images[0]).resize((64, 48)).save(buf, format="PNG")
+    jpg = io.BytesIO()
+    Image.fromarray(images[1]).convert("RGB").save(jpg, format="JPEG")
+    gif = io.BytesIO()
+    Image.fromarray(images[2]).convert("P").save(gif, format="GIF")
+    return {"idx": idx_bytes(images), "idx.gz": gzip.compress(idx_bytes(images)),
+            "labels.gz": gzip.compress(idx_bytes(np.arange(20, dtype=np.uint8) % 10)),
+            "png": buf.getvalue(), "jpg": jpg.getvalue(), "gif": gif.getvalue()}
+
+
+@st.composite
+def mutated(draw, seed: bytes) -> bytes:
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "overwrite"]))
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del data[pos:]
+        elif kind == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "delete":
+            del data[pos:pos + draw(st.integers(1, 16))]
+        elif kind == "overwrite":
+            chunk = draw(st.binary(min_size=1, max_size=8))
+            data[pos:pos + len(chunk)] = chunk
+    return bytes(data)
+
+
+def check_idx(data: bytes) -> None:
+    """Reading mutated IDX data either parses or raises CommitteeError; nothing else."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f.gz"
+        path.write_bytes(data)
+        try:
+            raw = read_bytes(path)
+            parse_idx(raw, str(path), 3 if len(raw) > 3 and raw[3:4] == b"\x03" else 1)
+        except CommitteeError:
+            pass
+
+
+def check_image(data: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"f.{suffix}"
+        path.write_bytes(data)
+        try:
+            out = load_image(path)
+            assert out.shape == (28, 28) and out.dtype == np.uint8
+        except CommitteeError:
+            pass

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import torch
+
+from committee.cli import main
+from committee.export import build_committee_module
+from committee.predict import predict_images
+from committee.rundir import RunDir
+from conftest import REAL_DIR, make_synthetic_run
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by make test")
+
+
+@pytest.fixture(scope="module")
+def run_and_images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    _, arrays = make_synthetic_run(root, "basic_cnn,bn_cnn,wide_deep")
+    images = arrays["test_images"]
+    try:  # real Fashion-MNIST test images when installed, as the issue asks
+        from committee.data import load_dataset
+        ds = load_dataset(REAL_DIR, allow_download=False)
+        images = ds.images[ds.n_train_official:ds.n_train_official + 256].numpy()
+    except Exception:
+        pass
+    return root, images
+
+
+@pytest.mark.parametrize("rule, dtype", [("mean", "uint8"), ("weighted", "float32"), ("vote", "uint8")])
+def test_onnx_matches_pytorch(run_and_images, rule, dtype, capsys):
+    root, images = run_and_images
+    out = root / f"c-{rule}-{dtype}.onnx"
+    assert main(["export", "--run-dir", str(root / "run"), "--format", "onnx", "--out", str(out), "--rule", rule,
+                 "--input-dtype", dtype]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = images[:, None]
+    feed = x if dtype == "uint8" else (x / 255.0).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: feed})[0]
+    expected, _ = predict_images(RunDir(root / "run"), torch.from_numpy(images), rule)
+    assert got.shape == (len(images), 10)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    one = session.run(None, {session.get_inputs()[0].name: feed[:1]})[0]  # any batch size
+    np.testing.assert_allclose(one, got[:1], atol=1e-5)
+
+
+def test_module_rejects_unexportable_rule(run_and_images):
+    from committee.errors import UsageError
+    with pytest.raises(UsageError, match="cannot be exported"):
+        build_committee_module(RunDir(run_and_images[0] / "run"), "median", True)

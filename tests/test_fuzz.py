@@ -1,0 +1,27 @@
+"""A short fuzz run in the suite; benchmarks/fuzz.py runs the same checks for longer."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from fuzz_cases import check_idx, check_image, mutated, seeds
+
+SEEDS = seeds()
+FAST = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "labels.gz"])
+def test_fuzz_idx_reader(kind):
+    @FAST
+    @given(mutated(SEEDS[kind]))
+    def run(data):
+        check_idx(data)
+    run()
+
+
+@pytest.mark.parametrize("kind", ["png", "jpg", "gif"])
+def test_fuzz_image_loader(kind):
+    @FAST
+    @given(mutated(SEEDS[kind]))
+    def run(data):
+        check_image(data, kind)
+    run()
