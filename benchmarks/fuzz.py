@@ -20,15 +20,16 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     cfg = settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     for kind, seed in seeds().items():
-        count = 0
+        counter = [0]
 
-        @cfg
-        @given(mutated(seed))
-        def run(data, kind=kind):
-            global count
-            count += 1
-            check_idx(data) if kind.startswith(("idx", "labels")) else check_image(data, kind)
+        def make(kind: str):
+            @cfg
+            @given(mutated(seed))
+            def run(data):
+                counter[0] += 1
+                check_idx(data) if kind.startswith(("idx", "labels")) else check_image(data, kind)
+            return run
 
         start = time.perf_counter()
-        run()
-        print(f"{kind:>10}: {count:,} mutated files, all clean, {time.perf_counter() - start:.1f} s", flush=True)
+        make(kind)()
+        print(f"{kind:>10}: {counter[0]:,} mutated files, all clean, {time.perf_counter() - start:.1f} s", flush=True)
