@@ -1,5 +1,6 @@
 """Kill a training run at a random moment, resume it, and get the same weights as an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -98,3 +99,17 @@ def test_pickle_checkpoint_refused(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(os.urandom(64))
     with pytest.raises(CommitteeError, match="not a valid safetensors"):
         load_weights(build_model("shallow"), tmp_path / "bad.safetensors")
+
+
+def test_manifest_refuses_modified_files(tmp_path, capsys):
+    from committee.cli import main
+    from conftest import make_synthetic_run
+
+    run_dir, _ = make_synthetic_run(tmp_path, "shallow", epochs=1)
+    manifest = json.loads((run_dir / "manifest.json").read_text())["files"]
+    assert {"labels_test.npy", "members/shallow/weights.safetensors", "members/shallow/probs_test.npy"} <= set(manifest)
+    probs = run_dir / "members/shallow/probs_test.npy"
+    probs.write_bytes(probs.read_bytes()[:-40] + bytes(40))  # same size, different contents
+    capsys.readouterr()
+    assert main(["evaluate", "--run-dir", str(run_dir)]) == 1
+    assert "do not match its checksum in manifest.json" in capsys.readouterr().err

@@ -54,6 +54,16 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     write_bytes(path, buf.getvalue())
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """Load an array saved by :func:`write_npy`; pickled object arrays are refused."""
     return np.load(path, allow_pickle=False)

@@ -73,7 +73,9 @@ def load_members(run) -> list[tuple[str, nn.Module]]:
             continue
         info = json.loads(info_path.read_text())
         model = build_model(info.get("arch", name), **(info.get("model_kwargs") or {}))
-        members.append((name, load_weights(model, run.member_dir(name) / "weights.safetensors").eval()))
+        weights = run.member_dir(name) / "weights.safetensors"
+        run.verify(weights)
+        members.append((name, load_weights(model, weights).eval()))
     if not members:
         raise CommitteeError(f"{run.path}: no finished member to predict with")
     return members

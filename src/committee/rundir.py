@@ -3,6 +3,11 @@
     config.json  data.json  splits/{train,val,test}.npy  labels_val.npy  labels_test.npy
     members/<name>/{weights.safetensors, history.csv, probs_val.npy, probs_test.npy, member.json}
     metrics.json  report.html  report.md  figures/*.png
+    manifest.json   SHA-256 of every weights, probability and label file
+
+Every file is written atomically; the manifest adds a second line of defence: a
+file whose bytes do not match its recorded checksum (modified, or copied half-way)
+is refused with a clear message rather than read as valid.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 
 from committee.config import RunConfig
 from committee.errors import CommitteeError
-from committee.fileio import read_npy
+from committee.fileio import read_npy, sha256_file, write_json
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 
@@ -52,7 +57,34 @@ class RunDir:
         path = self.path / f"labels_{split}.npy"
         return self._npy(path) if path.exists() else None
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def manifest(self) -> dict[str, str]:
+        try:
+            return json.loads(self.manifest_path.read_text()).get("files", {})
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise CommitteeError(f"{self.manifest_path}: unreadable ({exc})") from None
+
+    def record(self, *paths: Path) -> None:
+        """Add the current checksums of ``paths`` to manifest.json."""
+        files = self.manifest()
+        for p in paths:
+            files[str(Path(p).relative_to(self.path))] = sha256_file(p)
+        write_json(self.manifest_path, {"format_version": 1, "files": dict(sorted(files.items()))})
+
+    def verify(self, path: Path) -> None:
+        """Refuse a file whose bytes differ from its checksum in the manifest (if recorded)."""
+        expected = self.manifest().get(str(Path(path).relative_to(self.path)))
+        if expected is not None and sha256_file(path) != expected:
+            raise CommitteeError(f"{path}: contents do not match its checksum in manifest.json "
+                                 f"(modified or half-copied); re-run training for it")
+
     def _npy(self, path: Path) -> np.ndarray:
+        self.verify(path)
         try:
             return read_npy(path)
         except (OSError, ValueError, EOFError) as exc:

@@ -193,6 +193,7 @@ def train_member(
         "device": device,
     }
     write_json(out / "member.json", info)
+    run.record(out / "weights.safetensors", out / "probs_val.npy", out / "probs_test.npy", out / "member.json")
     checkpoint.unlink(missing_ok=True)  # finished: member.json marks it done
     return info
 
@@ -262,3 +263,4 @@ def save_run_inputs(run: RunDir, cfg: RunConfig, dataset: Dataset, splits: Split
     write_npy(run.path / "labels_test.npy", labels[splits.test])
     for name, idx in splits.items():
         write_npy(run.path / "splits" / f"{name}.npy", idx)
+    run.record(run.path / "labels_val.npy", run.path / "labels_test.npy", *(run.path / "splits" / f"{s}.npy" for s, _ in splits.items()))
