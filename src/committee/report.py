@@ -124,6 +124,12 @@ class ReportBuilder:
                   f"**{pct_ci(self.s(c))}** accuracy on the {n:,} images of the {where if d['has_test'] else 'validation split'} "
                   f"(95 % Wilson interval).")
         sec.p(f"Best member, chosen on validation: **{best}** with {pct_ci(self.s(self.members[best]))}.")
+        ablation_path = self.run.path / "ablation.json"
+        if ablation_path.exists():
+            import json
+            abl = json.loads(ablation_path.read_text())
+            sec.p(f"This run is an ablation of **{abl['base']}** ({len(abl['seeds'])} seeds per variant): "
+                  + "; ".join(e["verdict"] for e in abl["variants"] if "verdict" in e) + ". Details in the Ablation section.")
         if self.main_rule and d["has_test"]:
             v = self.committees[self.main_rule]["vs_best_member"]
             sig = "significant" if v["mcnemar_p"] < 0.05 else "not significant"
@@ -532,7 +538,7 @@ def inline(text: str) -> str:
 
 def is_number(cell: str) -> bool:
     """Right-align columns of numbers, percentages, times and intervals."""
-    return bool(re.fullmatch(r"[\s*]*[-+–(\[]?[\d.,]*[\d–][\d.,% \[\]×msin/()–-]*[*]*", cell)) or cell in ("", "–")
+    return bool(re.fullmatch(r"[\s*]*[-+–(\[]?[\d.,]*[\d–][\d.,% \[\]×±msin/()–-]*[*]*", cell)) or cell in ("", "–")
 
 
 def render_html(title: str, subtitle: str, sections: list[Section], fig_dir: Path) -> str:
