@@ -38,7 +38,8 @@ def test_end_to_end_run_then_evaluate_json(synthetic_dir, tmp_path, capsys):
     assert doc["members"]["shallow"]["accuracy"] == float(np.mean(probs.argmax(1) == labels))
     lo, hi = doc["members"]["shallow"]["accuracy_ci"]
     assert lo <= doc["members"]["shallow"]["accuracy"] <= hi
-    assert set(doc["committees"]) == {"mean", "weighted", "vote"}
+    assert set(doc["committees"]) == {"mean", "weighted", "vote", "greedy", "stack", "calibrated"}
+    assert 0 <= doc["committees"]["calibrated"]["ece"] <= 1 and doc["diversity"]["oracle_accuracy"] >= doc["members"]["shallow"]["accuracy"]
     mean = (np.load(run_dir / "members/shallow/probs_test.npy") + np.load(run_dir / "members/basic_cnn/probs_test.npy")) / 2
     assert doc["committees"]["mean"]["accuracy"] == float(np.mean(mean.argmax(1) == labels))
     assert sum(doc["committees"]["weighted"]["rule_params"]["weights"]) == pytest.approx(1.0)

@@ -44,3 +44,44 @@ def test_rows_sum_to_one_and_validation():
         weighted_mean(P[0])
     with pytest.raises(UsageError, match="unknown committee rule"):
         fit_rule("median", P, np.array([0, 1]))
+
+
+def test_greedy_picks_the_only_good_member():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    good = np.eye(3)[labels] * 0.8 + 0.2 / 3
+    noise = rng.dirichlet(np.ones(3), size=(2, 200))
+    params = fit_rule("greedy", np.stack([noise[0], good, noise[1]]), labels)
+    assert params["weights"] == [0.0, 1.0, 0.0]
+
+
+def test_stack_learns_to_ignore_a_misleading_member():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 600)
+    good = np.eye(3)[labels] * 0.6 + 0.4 / 3
+    wrong = np.eye(3)[(labels + 1) % 3] * 0.9 + 0.1 / 3  # confidently wrong, but in a learnable way
+    probs = np.stack([good, wrong])
+    params = fit_rule("stack", probs, labels)
+    out = combine("stack", params, probs)
+    assert (out.argmax(1) == labels).mean() == 1.0 and np.allclose(out.sum(1), 1)
+    mean_acc = (combine("mean", fit_rule("mean", probs, labels), probs).argmax(1) == labels).mean()
+    assert mean_acc < 1.0
+
+
+def test_temperature_moves_overconfident_toward_accuracy():
+    from committee.ensemble import fit_temperature, temperature_scale
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    labels = rng.integers(0, 10, n)
+    pred = np.where(rng.random(n) < 0.7, labels, rng.integers(0, 10, n))  # ~73 % accurate
+    logits = np.full((n, 10), 0.0)
+    logits[np.arange(n), pred] = 8.0  # ~99.7 % confident: over-confident
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    t = fit_temperature(probs, labels)
+    assert t > 1.5
+    scaled = temperature_scale(probs, t)
+    acc = (pred == labels).mean()
+    assert abs(scaled.max(1).mean() - acc) < 0.03 < abs(probs.max(1).mean() - acc)
+    params = fit_rule("calibrated", probs[None], labels)
+    np.testing.assert_allclose(combine("calibrated", params, probs[None]), scaled, atol=1e-6)

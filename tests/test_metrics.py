@@ -50,3 +50,21 @@ def test_mcnemar_exact():
     assert (r["a_only"], r["b_only"]) == (6, 0)
     assert r["p_value"] == pytest.approx(2 * 0.5 ** 6)
     assert mcnemar(labels, a, a)["p_value"] == 1.0
+
+
+def test_brier_and_ece_against_sklearn():
+    from sklearn.calibration import calibration_curve
+
+    from committee.metrics import brier, reliability
+
+    labels, probs = random_case(7, n=2000)
+    onehot = np.eye(10)[labels]
+    p64 = probs.astype(np.float64) / probs.sum(1, keepdims=True)
+    assert brier(labels, probs) == pytest.approx(np.mean(np.sum((p64 - onehot) ** 2, axis=1)))
+    conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(int)
+    prob_true, prob_pred = calibration_curve(correct, conf, n_bins=15, strategy="uniform")
+    counts = np.histogram(conf, bins=np.linspace(0, 1, 16))[0]
+    expected = np.sum(np.abs(prob_true - prob_pred) * counts[counts > 0]) / len(conf)
+    r = reliability(labels, probs)
+    assert r["ece"] == pytest.approx(expected, rel=1e-6)
+    assert sum(r["count"]) == 2000 and len(r["confidence"]) == 15

@@ -12,7 +12,7 @@ from committee.report import write_report
 from committee.rundir import RunDir
 from conftest import make_synthetic_run, synthetic_arrays, write_dataset
 
-SECTIONS = ["summary", "data", "architectures", "training", "results", "confusion", "classification-reports",
+SECTIONS = ["summary", "data", "architectures", "training", "results", "calibration", "diversity", "confusion", "classification-reports",
             "strengths", "mistakes", "analysis"]
 
 

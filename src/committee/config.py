@@ -20,7 +20,7 @@ from committee.errors import CommitteeError, UsageError
 class RunConfig:
     preset: str = "quick"
     members: tuple[str, ...] = ("shallow", "basic_cnn", "deep_cnn")
-    rules: tuple[str, ...] = ("mean", "weighted", "vote")
+    rules: tuple[str, ...] = ("mean", "weighted", "vote", "greedy", "stack", "calibrated")
     split: str = "official"
     data_dir: str | None = None
     verify: bool = True
@@ -119,7 +119,7 @@ PRESETS: dict[str, RunConfig] = {
     # Question 1: shallow, basic_cnn, deep_cnn; the extra task: bn_cnn with augmentation
     # and the weighted committee; question 2: the wide-and-deep MLP.
     "seed": RunConfig(
-        preset="seed", split="seed", default_epochs=50, rules=("mean", "weighted", "vote"),
+        preset="seed", split="seed", default_epochs=50,
         members=("shallow", "basic_cnn", "deep_cnn", "bn_cnn", "wide_deep"),
         member_options={"bn_cnn": {"augment": True}},
     ),

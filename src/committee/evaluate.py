@@ -12,7 +12,7 @@ from committee import CLASS_NAMES, FORMAT_VERSION
 from committee.ensemble import RULES, check_rules, combine, fit_rule
 from committee.errors import CommitteeError
 from committee.fileio import write_json
-from committee.metrics import evaluate_probs, mcnemar
+from committee.metrics import accuracy, diversity, evaluate_probs, mcnemar
 from committee.rundir import RunDir
 
 MEMBER_INFO_KEYS = ("arch", "model_kwargs", "augment", "params", "epochs_run", "best_epoch", "batch_size", "train_seconds",
@@ -83,6 +83,12 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> dict:
         all_wrong = int(np.sum((member_preds != labels_test[None]).all(axis=0)))
         doc["all_members_wrong"] = all_wrong
         doc["oracle_accuracy"] = float(np.mean((member_preds == labels_test[None]).any(axis=0)))
+        # Members added one at a time, best (on validation) first, averaged with the mean rule.
+        order = sorted(names, key=lambda n: -doc["members"][n]["val"]["accuracy"])
+        growth = [accuracy(labels_test, test_stack[[names.index(n) for n in order[:k]]].mean(axis=0).argmax(1))
+                  for k in range(1, len(order) + 1)]
+        doc["diversity"] = {"members": names, **diversity(labels_test, test_stack),
+                            "growth": {"order": order, "accuracy": growth}}
         for rule in rules:
             pred = doc_pred(combine(rule, doc["committees"][rule]["rule_params"], test_stack))
             test = mcnemar(labels_test, pred, best_pred)

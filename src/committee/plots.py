@@ -152,3 +152,44 @@ def ablation(ax: Axes, variants: list[str], values: list[np.ndarray], ci: list[l
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Ablation: one dot per seed, bar = mean, line = 95 % interval of the mean")
     return ax
+
+
+def reliability_diagram(ax: Axes, confidence: np.ndarray, accuracy: np.ndarray, count: np.ndarray, title: str) -> Axes:
+    """Accuracy against confidence per bin (bars), the diagonal being perfect calibration."""
+    n = len(count)
+    centres = (np.arange(n) + 0.5) / n
+    has = np.asarray(count) > 0
+    ax.bar(centres[has], np.asarray(accuracy)[has], width=1 / n, color=PALETTE[0], edgecolor="white", label="accuracy")
+    ax.bar(centres[has], np.asarray(confidence)[has] - np.asarray(accuracy)[has], bottom=np.asarray(accuracy)[has],
+           width=1 / n, color=PALETTE[3], alpha=0.35, label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "--", color="#555", lw=1)
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return ax
+
+
+def matrix(ax: Axes, values: np.ndarray, names: list[str], title: str, fmt: str = "{:.2f}", cmap: str = "Blues") -> Axes:
+    """A labelled square heat map (pairwise member statistics)."""
+    values = np.asarray(values, dtype=float)
+    ax.imshow(values, cmap=cmap, vmin=min(0.0, values.min()), vmax=max(values.max(), 1e-9))
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if values[i, j] > values.max() * 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(title)
+    return ax
+
+
+def growth(ax: Axes, order: list[str], accuracy: np.ndarray) -> Axes:
+    """Committee (mean) test accuracy as members are added, best first."""
+    k = np.arange(1, len(order) + 1)
+    ax.plot(k, 100 * np.asarray(accuracy), "o-", color=PALETTE[0])
+    ax.set_xticks(k, [f"+{n}" if i else n for i, n in enumerate(order)], rotation=20, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy as members are added")
+    return ax

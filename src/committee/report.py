@@ -492,9 +492,63 @@ class ReportBuilder:
                 sec.p(e["verdict"] + ".")
         return sec
 
+    def calibration(self) -> Section | None:
+        import matplotlib.pyplot as plt
+
+        from committee import plots
+
+        if not all("ece" in self.s(e) for e in self.models.values()):
+            return None
+        sec = Section("calibration", "Calibration")
+        sec.p("How far the probabilities can be trusted: NLL and Brier score (lower is better) and the expected calibration "
+              "error (ECE, 15 equal-width confidence bins: the average gap between confidence and accuracy).")
+        rows = [[n, f"{self.s(e)['nll']:.4f}", f"{self.s(e)['brier']:.4f}", f"{100 * self.s(e)['ece']:.2f} %"]
+                for n, e in self.models.items()]
+        best_ece = int(np.argmin([self.s(e)["ece"] for e in self.models.values()]))
+        sec.blocks.append(Table(["model", "NLL", "Brier", "ECE"], rows, {(best_ece, 3)}))
+        if "calibrated" in self.committees and "mean" in self.committees:
+            t = self.committees["calibrated"]["rule_params"]["temperature"]
+            before, after = self.s(self.committees["mean"]), self.s(self.committees["calibrated"])
+            direction = "softens (the average was over-confident)" if t > 1 else "sharpens (the average was under-confident)"
+            sec.p(f"Temperature scaling of the mean committee, fitted on validation: T = {t:.3f}, which {direction}. "
+                  f"ECE {100 * before['ece']:.2f} % → {100 * after['ece']:.2f} %, NLL {before['nll']:.4f} → {after['nll']:.4f}; "
+                  f"accuracy cannot change (a temperature keeps the top class).")
+        shown = [(self.doc["best_member"], self.members[self.doc["best_member"]])]
+        shown += [(f"committee ({r})", self.committees[r]) for r in ("mean", "calibrated") if r in self.committees]
+        fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.4), squeeze=False)
+        for ax, (name, e) in zip(axes[0], shown):
+            rel = self.s(e)["reliability"]
+            plots.reliability_diagram(ax, rel["confidence"], rel["accuracy"], rel["count"], f"{name}\nECE {100 * rel['ece']:.2f} %")
+        fig.tight_layout()
+        sec.blocks.append(self.save(fig, "reliability.png", "Reliability diagrams: bars on the diagonal are perfectly calibrated."))
+        return sec
+
+    def diversity(self) -> Section | None:
+        import matplotlib.pyplot as plt
+
+        from committee import plots
+
+        div = self.doc.get("diversity")
+        if not div or len(div["members"]) < 2:
+            return None
+        sec = Section("diversity", "Diversity")
+        sec.p(f"A committee helps only where its members err differently. Some member is right on "
+              f"**{pct(div['oracle_accuracy'])}** of the test images (the oracle), against {pct(self.members[self.doc['best_member']]['accuracy'])} "
+              f"for the best member alone: that gap is the most any rule could gain.")
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+        plots.matrix(a, np.array(div["disagreement"]), div["members"], "Disagreement (share of images)")
+        plots.matrix(b, np.array(div["error_correlation"]), div["members"], "Error correlation", cmap="Oranges")
+        fig.tight_layout()
+        sec.blocks.append(self.save(fig, "diversity.png", "Pairwise disagreement and correlation of errors on the test set."))
+        fig, ax = plt.subplots(figsize=(6, 3))
+        plots.growth(ax, div["growth"]["order"], np.array(div["growth"]["accuracy"]))
+        sec.blocks.append(self.save(fig, "growth.png", "Mean-committee test accuracy as members are added, best on validation first."))
+        return sec
+
     def build(self) -> list[Section]:
         sections = [self.summary(), self.data(), self.architectures(), self.training(), self.results(), self.seed_comparison(),
-                    self.ablation(), self.confusion(), self.reports(), self.strengths(), self.mistakes(), self.analysis()]
+                    self.ablation(), self.calibration(), self.diversity(), self.confusion(), self.reports(), self.strengths(),
+                    self.mistakes(), self.analysis()]
         return [s for s in sections if s is not None]
 
 
