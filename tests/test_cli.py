@@ -137,3 +137,19 @@ def test_real_shallow_one_epoch_learns(tmp_path, capsys):
                              "--epochs", "1", "--quiet", "--json")
     assert code == 0, err
     assert json.loads(out)["members"][0]["best_val_acc"] > 0.80
+
+
+def test_compare_two_runs(synthetic_dir, tmp_path, capsys):
+    for name, epochs in (("a", "1"), ("b", "3")):
+        assert main(["train", "--run-dir", str(tmp_path / name), "--data-dir", str(synthetic_dir), "--members",
+                     "shallow,wide_deep", "--epochs", epochs, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["paired"] is True
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert {"shallow", "wide_deep", "committee:mean", "committee:stack"} <= set(rows)
+    r = rows["shallow"]
+    assert r["diff"] == pytest.approx(r["accuracy_b"] - r["accuracy_a"]) and 0 <= r["p_value"] <= 1
+    # the paired counts explain the difference exactly
+    assert (r["b_only_right"] - r["a_only_right"]) / 100 == pytest.approx(r["diff"])

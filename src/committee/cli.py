@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uint8 pixels in [0, 255] (default) or float32 in [0, 1], shape (N, 1, 28, 28)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("compare", help="compare two runs: the same metrics side by side, with significance")
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
@@ -441,6 +446,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from committee.compare import compare_runs, format_table
+    from committee.rundir import RunDir
+
+    a, b = RunDir(args.run_a), RunDir(args.run_b)
+    a.config(), b.config()
+    doc = compare_runs(a, b)
+    if args.json:
+        emit_json(doc)
+    else:
+        print(format_table(doc))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from committee.report import write_report
     from committee.rundir import RunDir
@@ -486,7 +505,7 @@ def threading_is_main() -> bool:
 COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate,
             "report": cmd_report, "run": cmd_run, "ablate": cmd_ablate,
             "bench": cmd_bench, "predict": cmd_predict,
-            "export": cmd_export}
+            "export": cmd_export, "compare": cmd_compare}
 
 
 def _terminate(signum, frame) -> None:
