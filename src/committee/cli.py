@@ -21,51 +21,42 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast: type, above: float | None = None, at_least: float | None = None,
+            below: float | None = None) -> float:
+    """Parse a flag value and check its range, with argparse's one-line error."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"invalid {'integer' if cast is int else 'number'} {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    if above is not None and not value > above:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if at_least is not None and value < at_least:
+        raise argparse.ArgumentTypeError("must be " + ("0 or more" if at_least == 0 else f"at least {at_least}") + f", got {value}")
+    if below is not None and value >= below:
+        raise argparse.ArgumentTypeError(f"must be below {below:g}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, at_least=1)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _number(text, int, at_least=0)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
-    return value
+    return _number(text, float, above=0)
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+    return _number(text, float, at_least=0)
+
+
+def probability(text: str) -> float:
+    return _number(text, float, at_least=0, below=1)
 
 
 def name_list(text: str) -> tuple[str, ...]:

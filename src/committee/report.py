@@ -96,6 +96,7 @@ class ReportBuilder:
             cfg = self.run.config()
             ds = load_dataset(cfg.data_dir, verify=cfg.verify, allow_download=False)
             idx = {s: read_npy(self.run.path / "splits" / f"{s}.npy") for s in ("train", "val", "test")}
+            self.pool_labels = ds.labels.numpy()  # kept so the data section need not load the files again
             return ds.images.numpy(), idx
         except (CommitteeError, OSError, ValueError) as exc:
             self.left_out.append(f"sample images and the mistakes gallery (images not available: {exc})")
@@ -180,7 +181,7 @@ class ReportBuilder:
         sec.p(f"{info['dataset']} from `{info['source']}` ({'verified by SHA-256' if info['verified'] else 'not verified'}), "
               f"{'×'.join(map(str, info['image_shape']))} grayscale images, {len(info['classes'])} classes, split **{info['split']}**.")
         if self.images is not None:
-            labels = self._labels_pool()
+            labels = self.pool_labels
             train = self.split_idx["train"]
             by_class = [self.images[train[labels[train] == k][:8]] for k in range(len(self.classes))]
             sec.blocks.append(self.save(plots.sample_grid(by_class, self.classes), "samples.png",
@@ -196,12 +197,6 @@ class ReportBuilder:
         rows.append(["total"] + [f"{info['splits'][s]['size']:,}" for s in splits])
         sec.blocks.append(Table(["class"] + splits, rows, caption="Images per class and split."))
         return sec
-
-    def _labels_pool(self) -> np.ndarray:
-        from committee.data import load_dataset
-
-        cfg = self.run.config()
-        return load_dataset(cfg.data_dir, verify=cfg.verify, allow_download=False).labels.numpy()
 
     # 3
     def architectures(self) -> Section:
