@@ -58,6 +58,10 @@ def augment_batch(x: torch.Tensor, params: AugmentParams, generator: torch.Gener
     """
     if params.is_identity() or len(x) == 0:
         return x
+    if params.rotation == params.shift == params.zoom == 0:
+        # Flips only: an exact mirror by indexing, no resampling (the fast preset's case).
+        flip = torch.rand(len(x), generator=generator).to(x.device) < params.flip
+        return torch.where(flip[:, None, None, None], x.flip(3), x)
     theta = random_affine(len(x), params, generator, x.device).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0, 1)

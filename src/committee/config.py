@@ -16,6 +16,13 @@ from committee import FORMAT_VERSION
 from committee.errors import CommitteeError, UsageError
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
+# RunConfig fields a member can override (member_options); the rest are the run's.
+MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip",
+                  "width", "optimizer", "schedule", "weight_decay", "label_smoothing")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     preset: str = "quick"
@@ -43,13 +50,20 @@ class RunConfig:
     aug_shift: float = 0.10
     aug_zoom: float = 0.10
     aug_flip: float = 0.5
-    # Per-member overrides: {member: {"arch", "bn", "dropout", "augment", "seed", "epochs"}}.
+    width: int | None = None  # channel width of architectures that have one (fast_cnn, resnet)
+    # The recipe. The seed's: Adam, constant learning rate, plain cross-entropy.
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
+    schedule: str = "constant"  # constant | onecycle | cosine (per step, see train.lr_factor)
+    weight_decay: float = 0.0  # not applied to biases and batch-norm parameters
+    label_smoothing: float = 0.0
+    # Per-member overrides of any option above: {member: {"arch", "bn", "dropout", "augment", "seed",
+    # "epochs", "lr", "optimizer", ...}}.
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
     member_options: dict[str, dict] = field(default_factory=dict)
 
     def options_for(self, member: str) -> dict:
         """The resolved variant options of one member (global flags, then its overrides)."""
-        opts = {"arch": member, "bn": self.bn, "dropout": self.dropout, "augment": self.augment, "seed": self.seed}
+        opts = {"arch": member, **{key: getattr(self, key) for key in MEMBER_OPTIONS}}
         opts.update(self.member_options.get(member, {}))
         return opts
 
@@ -60,9 +74,24 @@ class RunConfig:
             return self.epochs
         return self.member_epochs.get(member, self.default_epochs)
 
-    def augment_params(self):
+    def augment_params(self, member: str | None = None):
+        """The augmentation ranges, of one member (with its overrides) or the run's."""
         from committee.augment import AugmentParams
-        return AugmentParams(self.aug_rotation, self.aug_shift, self.aug_zoom, self.aug_flip).validate()
+        o = self.options_for(member) if member else vars(self)
+        return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"]).validate()
+
+    def check(self) -> "RunConfig":
+        """Raise UsageError on an unknown optimizer or schedule, or a bad range, of any member."""
+        for member in (*self.members, None):
+            o = self.options_for(member) if member else vars(self)
+            if o["optimizer"] not in OPTIMIZERS:
+                raise UsageError(f"unknown optimizer {o['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
+            if o["schedule"] not in SCHEDULES:
+                raise UsageError(f"unknown schedule {o['schedule']!r}; choose from {', '.join(SCHEDULES)}")
+            if not 0 <= o["label_smoothing"] < 1:
+                raise UsageError("--label-smoothing must be in [0, 1)")
+            self.augment_params(member)
+        return self
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -122,6 +151,17 @@ PRESETS: dict[str, RunConfig] = {
         preset="seed", split="seed", default_epochs=50,
         members=("shallow", "basic_cnn", "deep_cnn", "bn_cnn", "wide_deep"),
         member_options={"bn_cnn": {"augment": True}},
+    ),
+    # Time to accuracy on two CPU cores (issue 5): three small BN conv nets with flip TTA
+    # built in, two architectures for diversity, each given about 75 s; airbench's recipe:
+    # Nesterov SGD, one-cycle schedule to 0.1, weight decay 5e-4, label smoothing 0.1,
+    # random horizontal flips (a +-2 pixel shift cost 0.6 validation points at this budget).
+    "fast": RunConfig(
+        preset="fast", members=("fast1", "fast2", "fast3"),
+        member_epochs={"fast1": 10, "fast2": 14, "fast3": 10},
+        member_options={"fast1": {"arch": "fast_cnn"}, "fast2": {"arch": "fast_cnn_s"}, "fast3": {"arch": "fast_cnn"}},
+        optimizer="sgd", schedule="onecycle", lr=0.1, weight_decay=5e-4, label_smoothing=0.1,
+        augment=True, aug_rotation=0.0, aug_shift=0.0, aug_zoom=0.0, aug_flip=0.5,
     ),
 }
 

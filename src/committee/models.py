@@ -17,6 +17,7 @@ from torch import nn
 from committee.errors import UsageError
 
 N_CLASSES = 10
+VARIANT_FLAGS = ("bn", "dropout", "width")
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,21 @@ class ModelSpec:
 
     @property
     def options(self) -> tuple[str, ...]:
-        """Variant switches the factory accepts (e.g. ``bn``, ``dropout``)."""
-        return tuple(inspect.signature(self.factory).parameters)
+        """Variant flags (``--bn``, ``--dropout``, ``--width``) the factory accepts."""
+        return tuple(p for p in inspect.signature(self.factory).parameters if p in VARIANT_FLAGS)
 
-    def kwargs_for(self, bn: bool = False, dropout: float | None = None) -> dict:
-        """Factory keyword arguments for the variant flags this architecture supports."""
-        kw = {}
+    def kwargs_for(self, bn: bool = False, dropout: float | None = None, width: int | None = None) -> dict:
+        """Factory keyword arguments for the variant flags this architecture supports.
+
+        ``None`` leaves the architecture's own default; flags it has no option for are ignored.
+        """
+        kw: dict = {}
         if "bn" in self.options:
             kw["bn"] = bool(bn)
         if "dropout" in self.options and dropout is not None:
             kw["dropout"] = float(dropout)
+        if "width" in self.options and width is not None:
+            kw["width"] = int(width)
         return kw
 
 
@@ -139,6 +145,60 @@ class WideDeep(nn.Module):
 @register("wide_deep", "Wide-and-deep MLP: input concat 2x(Dense 30 -> BN -> Dropout) -> Dense 10 (seed question 2)", batch_size=128, is_conv=False)
 def wide_deep(dropout: float = 0.2) -> nn.Module:
     return WideDeep(dropout=dropout)
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation: in eval mode, average the class probabilities of the image
+    and its mirror image; in training mode, the plain network.
+
+    Returns log-probabilities ``(B, 10)`` in eval mode, which are valid logits (softmax
+    gives the averaged probabilities back), so predict, evaluate and export need no change.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.net(x)
+        probs = (self.net(x).softmax(1) + self.net(x.flip(3)).softmax(1)) / 2
+        return probs.clamp_min(1e-12).log()
+
+
+def _conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _fast_cnn(width: int, depth: int, tta: bool) -> nn.Module:
+    """Built for time to accuracy on a CPU (preset ``fast``): no layer works at 28x28.
+
+    A 4x4 stride-2 "patch" convolution takes the image to 14x14 at once, a 3x3 stride-2
+    convolution to 7x7 (a strided conv instead of max-pooling: pooling 14x14 maps cost as
+    much as the convolution before it here), then, with ``depth`` 3, one more 3x3 at 7x7.
+    Batch norm lets a one-cycle schedule run at a high learning rate.
+    (B, 1, 28, 28) -> 14x14xW -> 7x7x2W [-> 7x7x2W] -> Dense 128 -> 10.
+    """
+    layers = [*_conv_bn(1, width, kernel=4, stride=2, padding=1), *_conv_bn(width, 2 * width, stride=2)]
+    if depth == 3:
+        layers += _conv_bn(2 * width, 2 * width)
+    net = nn.Sequential(*layers, Flatten(), nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(inplace=True),
+                        nn.Linear(128, N_CLASSES))
+    return FlipTTA(net) if tta else net
+
+
+@register("fast_cnn", "Patch conv 4x4/2 32 -> Conv 3x3/2 64 -> Conv 3x3 64 (BN) -> Dense 128 -> 10, flip TTA (fast preset)",
+          batch_size=64, is_conv=True)
+def fast_cnn(width: int = 32, tta: bool = True) -> nn.Module:
+    """~6.4 MFLOP forward; ~7,000 training images/s here (bn_cnn: ~2,400)."""
+    return _fast_cnn(width, 3, tta)
+
+
+@register("fast_cnn_s", "fast_cnn without its 7x7 conv: Patch conv 4x4/2 32 -> Conv 3x3/2 64 (BN) -> Dense 128 -> 10, flip TTA",
+          batch_size=64, is_conv=True)
+def fast_cnn_s(width: int = 32, tta: bool = True) -> nn.Module:
+    """~2.8 MFLOP forward; ~10,000 training images/s here."""
+    return _fast_cnn(width, 2, tta)
 
 
 def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> list[dict]:

@@ -8,6 +8,7 @@ and read once per epoch, so the hot loop never waits on a host sync.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import zlib
@@ -76,16 +77,14 @@ def train_member(
     out.mkdir(parents=True, exist_ok=True)
     seed = member_seed(opts["seed"], name)
     torch.manual_seed(seed)
-    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"])
+    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"])
     model = build_model(spec.name, **model_kwargs).to(device)
     layout = training_layout(spec.is_conv)
     model = model.to(memory_format=layout)
-    aug_params = cfg.augment_params() if opts["augment"] else None
+    aug_params = cfg.augment_params(name) if opts["augment"] else None
     # Its own generator, so switching augmentation on leaves the batch order unchanged.
     aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
-    # foreach: one multi-tensor kernel per step instead of a Python loop over parameters
-    # (+2-6 % here; fused was no faster on CPU, benchmarks/engine_ab.py).
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
+    optimizer = make_optimizer(model, opts["optimizer"], opts["lr"], opts["weight_decay"])
     generator = torch.Generator().manual_seed(seed)
 
     x_train, y_train = dataset.images[splits.train], dataset.labels[splits.train]
@@ -93,6 +92,7 @@ def train_member(
     n_train = len(x_train)
     batch_size = cfg.batch_size or spec.batch_size
     epochs = cfg.epochs_for(name)
+    steps_per_epoch = -(-n_train // batch_size)
 
     history: list[dict] = []
     best_acc, best_epoch, stale = -1.0, 0, 0
@@ -118,13 +118,16 @@ def train_member(
             total=n_train, unit="img", unit_scale=True, leave=False, disable=None if progress is None else False,
             desc=f"{name} {epoch}/{epochs}", file=sys.stderr)
         for step, idx in enumerate(batches(n_train, batch_size, generator)):
+            factor = lr_factor(opts["schedule"], (epoch - 1) * steps_per_epoch + step, epochs * steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = opts["lr"] * factor
             x = to_float(x_train[idx]).to(device, non_blocking=True)
             if aug_params is not None:
                 x = augment_batch(x, aug_params, aug_generator)
             x = x.contiguous(memory_format=layout)
             y = y_train[idx].to(device, non_blocking=True)
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=opts["label_smoothing"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -185,7 +188,8 @@ def train_member(
         "best_epoch": best_epoch,
         "best_val_acc": best_acc,
         "batch_size": batch_size,
-        "lr": cfg.lr,
+        "lr": opts["lr"],
+        "recipe": {k: opts[k] for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")},
         "seed": seed,
         "train_seconds": train_seconds,
         "train_images_per_s": n_train * len(history) / train_seconds if train_seconds else None,
@@ -196,6 +200,46 @@ def train_member(
     run.record(out / "weights.safetensors", out / "probs_val.npy", out / "probs_test.npy", out / "member.json")
     checkpoint.unlink(missing_ok=True)  # finished: member.json marks it done
     return info
+
+
+def make_optimizer(model: torch.nn.Module, kind: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (the seed's), AdamW or Nesterov SGD; weight decay skips biases and norm weights.
+
+    foreach: one multi-tensor kernel per step instead of a Python loop over parameters
+    (+2-6 % here; fused was no faster on CPU, benchmarks/engine_ab.py).
+    """
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    other = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, foreach=True)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, foreach=True)
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, foreach=True)
+    raise CommitteeError(f"unknown optimizer {kind!r}")
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` (0-based) of ``total_steps``, as a fraction of the peak.
+
+    constant: 1. onecycle: linear warm-up from 0.04 to 1 over the first quarter, then
+    linear decay to 0 (short budgets, airbench style). cosine: linear warm-up over the
+    first 5 %, then half a cosine to 0 (long budgets). A pure function of the step, so a
+    resumed run continues on the same curve with no scheduler state to save.
+    """
+    if schedule == "constant":
+        return 1.0
+    t = min(step / max(total_steps, 1), 1.0)
+    warm = 0.25 if schedule == "onecycle" else 0.05
+    if t < warm:
+        return 0.04 + 0.96 * t / warm
+    rest = (t - warm) / (1 - warm)
+    if schedule == "onecycle":
+        return 1.0 - rest
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * rest))
+    raise CommitteeError(f"unknown schedule {schedule!r}")
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -1,0 +1,101 @@
+"""The training recipe: optimizers, schedules, label smoothing, flip TTA, the fast preset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from committee.cli import main
+from committee.config import PRESETS, RunConfig
+from committee.errors import UsageError
+from committee.models import FlipTTA, build_model
+from committee.train import lr_factor, make_optimizer
+
+
+def test_onecycle_shape():
+    total = 400
+    f = [lr_factor("onecycle", s, total) for s in range(total)]
+    assert f[0] == pytest.approx(0.04)
+    assert max(f) == pytest.approx(1.0, abs=0.01) and int(np.argmax(f)) == pytest.approx(100, abs=1)
+    assert all(a <= b for a, b in zip(f[:100], f[1:101]))  # warm-up rises
+    assert all(a >= b for a, b in zip(f[100:], f[101:]))  # then falls
+    assert f[-1] < 0.01
+
+
+def test_cosine_and_constant():
+    total = 1000
+    f = [lr_factor("cosine", s, total) for s in range(total)]
+    assert int(np.argmax(f)) == pytest.approx(50, abs=1) and f[-1] < 1e-4
+    assert f[525] == pytest.approx(0.5, abs=0.01)  # half way through the cosine
+    assert all(lr_factor("constant", s, total) == 1.0 for s in (0, 500, 999))
+
+
+def test_weight_decay_skips_biases_and_norms():
+    model = build_model("fast_cnn")
+    for kind, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)):
+        opt = make_optimizer(model, kind, 0.1, 5e-4)
+        assert isinstance(opt, cls)
+        decayed, plain = opt.param_groups
+        assert decayed["weight_decay"] == 5e-4 and plain["weight_decay"] == 0.0
+        assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
+        assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.9
+
+
+def test_flip_tta_is_mirror_invariant_in_eval_only():
+    torch.manual_seed(0)
+    model = build_model("fast_cnn").eval()
+    assert isinstance(model, FlipTTA)
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        out, mirrored = model(x), model(x.flip(3))
+        assert torch.allclose(out, mirrored, atol=1e-5)
+        assert torch.allclose(out.exp().sum(1), torch.ones(8), atol=1e-5)  # log of averaged probabilities
+        plain = model.net(x).softmax(1)
+        assert torch.allclose(out.exp(), (plain + model.net(x.flip(3)).softmax(1)) / 2, atol=1e-5)
+    model.train()
+    assert not torch.allclose(model(x), model(x.flip(3)), atol=1e-3)
+
+
+def test_config_checks_recipe():
+    with pytest.raises(UsageError, match="unknown optimizer"):
+        RunConfig(optimizer="lbfgs").check()
+    with pytest.raises(UsageError, match="unknown schedule"):
+        RunConfig(members=("a",), member_options={"a": {"schedule": "exp"}}).check()
+    with pytest.raises(UsageError, match="label-smoothing"):
+        RunConfig(label_smoothing=1.0).check()
+    PRESETS["fast"].check()
+
+
+def test_fast_preset_members_and_recipe():
+    cfg = PRESETS["fast"]
+    archs = {cfg.options_for(m)["arch"] for m in cfg.members}
+    assert archs == {"fast_cnn", "fast_cnn_s"}  # two architectures, for diversity
+    o = cfg.options_for("fast1")
+    assert (o["optimizer"], o["schedule"], o["label_smoothing"]) == ("sgd", "onecycle", 0.1)
+    assert cfg.epochs_for("fast2") == 14 and cfg.replace(epochs=2).epochs_for("fast2") == 2
+
+
+def test_fast_preset_runs_end_to_end(synthetic_dir, tmp_path, capsys):
+    run_dir = tmp_path / "fast"
+    code = main(["run", "--preset", "fast", "--run-dir", str(run_dir), "--data-dir", str(synthetic_dir),
+                 "--epochs", "3", "--quiet", "--rules", "mean", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc["members"]) == {"fast1", "fast2", "fast3"}
+    info = json.loads((run_dir / "members/fast2/member.json").read_text())
+    assert info["arch"] == "fast_cnn_s" and info["recipe"]["optimizer"] == "sgd"
+    history = (run_dir / "members/fast1/history.csv").read_text().splitlines()
+    lrs = [float(line.split(",")[5]) for line in history[1:]]
+    assert lrs[-1] < lrs[0] < 0.1  # one-cycle: the last step's learning rate is near 0
+    assert doc["members"]["fast1"]["val"]["accuracy"] > 0.5  # learns the synthetic task
+
+
+def test_bad_recipe_flags_one_line(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "committee", "train", "--run-dir", "x", "--optimizer", "lbfgs"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 2 and "invalid choice" in r.stderr and len(r.stderr.strip().splitlines()) == 1
