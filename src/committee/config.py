@@ -158,9 +158,9 @@ PRESETS: dict[str, RunConfig] = {
     # random horizontal flips (a +-2 pixel shift cost 0.6 validation points at this budget).
     "fast": RunConfig(
         preset="fast", members=("fast1", "fast2", "fast3"),
-        member_epochs={"fast1": 10, "fast2": 14, "fast3": 10},
+        member_epochs={"fast1": 12, "fast2": 16, "fast3": 12},
         member_options={"fast1": {"arch": "fast_cnn"}, "fast2": {"arch": "fast_cnn_s"}, "fast3": {"arch": "fast_cnn"}},
-        optimizer="sgd", schedule="onecycle", lr=0.1, weight_decay=5e-4, label_smoothing=0.1,
+        optimizer="sgd", schedule="onecycle", lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
         augment=True, aug_rotation=0.0, aug_shift=0.0, aug_zoom=0.0, aug_flip=0.5,
     ),
 }
