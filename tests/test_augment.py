@@ -62,3 +62,28 @@ def test_shift_moves_content_within_range():
 def test_bad_ranges_rejected():
     with pytest.raises(UsageError):
         AugmentParams(zoom=1.5).validate()
+
+
+def test_random_erase_rectangles():
+    from committee.augment import random_erase
+    x = torch.ones(500, 1, 28, 28)
+    y = random_erase(x, 1.0, torch.Generator().manual_seed(0))
+    erased = (y == 0).float().mean(dim=(1, 2, 3))
+    assert (erased > 0).all()  # p = 1: every image loses a patch
+    assert erased.min() >= 1 / 784 and erased.max() <= 0.25 + 0.05  # 2-25 % of the area, clipped to the image
+    assert 0.08 < erased.mean() < 0.18
+    rows = (y[:, 0] == 0).any(dim=2).float().sum(1)  # a rectangle: erased pixels = rows x columns
+    cols = (y[:, 0] == 0).any(dim=1).float().sum(1)
+    assert torch.equal(rows * cols, (y[:, 0] == 0).float().sum(dim=(1, 2)))
+    half = random_erase(x, 0.5, torch.Generator().manual_seed(1))
+    frac = ((half == 0).flatten(1).any(1)).float().mean()
+    assert 0.4 < frac < 0.6
+    assert torch.equal(random_erase(x, 0.0), x)
+
+
+def test_erase_in_augment_params():
+    x = torch.ones(64, 1, 28, 28)
+    y = augment_batch(x, AugmentParams(rotation=0, shift=0, zoom=0, flip=0, erase=1.0), torch.Generator().manual_seed(0))
+    assert ((y == 0).flatten(1).any(1)).all()
+    with pytest.raises(Exception, match="erase"):
+        AugmentParams(erase=1.5).validate()

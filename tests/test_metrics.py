@@ -68,3 +68,17 @@ def test_brier_and_ece_against_sklearn():
     r = reliability(labels, probs)
     assert r["ece"] == pytest.approx(expected, rel=1e-6)
     assert sum(r["count"]) == 2000 and len(r["confidence"]) == 15
+
+
+def test_paired_bootstrap_ci():
+    from committee.metrics import paired_bootstrap_ci
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 4000)
+    b = np.where(rng.random(4000) < 0.80, labels, (labels + 1) % 10)  # ~80 % right
+    a = np.where(rng.random(4000) < 0.5, labels, b)  # fixes about half of b's mistakes: ~ +10 points
+    lo, hi = paired_bootstrap_ci(labels, a, b)
+    gain = np.mean(a == labels) - np.mean(b == labels)
+    assert lo < gain < hi and 0.08 < lo and hi < 0.12
+    assert paired_bootstrap_ci(labels, b, b) == [0.0, 0.0]
+    lo2, hi2 = paired_bootstrap_ci(labels, b, a)  # antisymmetric
+    assert lo2 == pytest.approx(-hi, abs=0.01) and hi2 == pytest.approx(-lo, abs=0.01)

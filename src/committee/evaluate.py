@@ -12,7 +12,7 @@ from committee import CLASS_NAMES, FORMAT_VERSION
 from committee.ensemble import RULES, check_rules, combine, fit_rule
 from committee.errors import CommitteeError
 from committee.fileio import write_json
-from committee.metrics import accuracy, diversity, evaluate_probs, mcnemar
+from committee.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.rundir import RunDir
 
 MEMBER_INFO_KEYS = ("arch", "model_kwargs", "augment", "params", "epochs_run", "best_epoch", "batch_size", "train_seconds",
@@ -95,6 +95,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> dict:
             doc["committees"][rule]["vs_best_member"] = {
                 "member": best,
                 "gain": doc["committees"][rule]["accuracy"] - doc["members"][best]["accuracy"],
+                "gain_ci": paired_bootstrap_ci(labels_test, pred, best_pred),
                 "fixed": test["a_only"],
                 "broken": test["b_only"],
                 "mcnemar_p": test["p_value"],
@@ -105,6 +106,11 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> dict:
 
 def doc_pred(probs: np.ndarray) -> np.ndarray:
     return probs.argmax(axis=1)
+
+
+def _ci_text(v: dict) -> str:
+    ci = v.get("gain_ci")  # absent in metrics.json written before the bootstrap was added
+    return f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] (paired bootstrap 95 %)" if ci else ""
 
 
 def format_table(doc: dict) -> str:
@@ -130,7 +136,7 @@ def format_table(doc: dict) -> str:
         for rule, e in doc["committees"].items():
             v = e["vs_best_member"]
             lines.append(f"committee:{rule} vs best member {v['member']} (chosen on validation): "
-                         f"{100 * v['gain']:+.2f} points, fixed {v['fixed']}, broke {v['broken']}, McNemar p = {v['mcnemar_p']:.3g}")
+                         f"{100 * v['gain']:+.2f} points{_ci_text(v)}, fixed {v['fixed']}, broke {v['broken']}, McNemar p = {v['mcnemar_p']:.3g}")
     if doc["skipped_members"]:
         lines.append(f"left out (no saved probabilities): {', '.join(doc['skipped_members'])}")
     return "\n".join(lines)

@@ -62,6 +62,25 @@ def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
 
 
+def paired_bootstrap_ci(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: float = 0.95,
+                        n_resamples: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile bootstrap interval of accuracy(a) - accuracy(b), resampling test images (paired).
+
+    ``labels``, ``pred_a``, ``pred_b`` are ``(N,)`` class indices. Both systems are scored on
+    the same resampled images, so the interval reflects their disagreements, not the test
+    set's overall difficulty.
+    """
+    from scipy.stats import bootstrap
+
+    diff = (pred_a == labels).astype(np.float64) - (pred_b == labels).astype(np.float64)
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        value = float(diff.mean()) if len(diff) else 0.0
+        return [value, value]
+    res = bootstrap((diff,), np.mean, confidence_level=level, n_resamples=n_resamples, method="percentile",
+                    vectorized=True, random_state=np.random.default_rng(seed))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
 def evaluate_probs(labels: np.ndarray, probs: np.ndarray, class_names: list[str] | tuple[str, ...]) -> dict:
     """Every per-split number for one model: labels ``(N,)``, probs ``(N, C)``."""
     labels = np.asarray(labels)

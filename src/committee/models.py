@@ -201,6 +201,38 @@ def fast_cnn_s(width: int = 32, tta: bool = True) -> nn.Module:
     return _fast_cnn(width, 2, tta)
 
 
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN, identity (or 1x1 conv-BN when the shape changes) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(c_in, c_out, stride=stride),
+                                  nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+@register("resnet", "Small ResNet: patch conv 4x4/2 -> 3 basic blocks at 14x14, 7x7, 4x4 (W, 2W, 4W) -> global pool -> 10, flip TTA (strong preset)",
+          batch_size=128, is_conv=True)
+def resnet(width: int = 32, tta: bool = True) -> nn.Module:
+    """A ResNet sized for 28x28 images and a CPU budget (preset ``strong``).
+
+    The patch stem (as in fast_cnn) skips work at 28x28; each stage is one basic block,
+    the last two downsample by stride 2. ``width`` scales every layer (``--width``; the
+    path to more accuracy on a GPU). (B, 1, 28, 28) -> 14x14xW -> 7x7x2W -> 4x4x4W -> 4W -> 10.
+    """
+    net = nn.Sequential(
+        *_conv_bn(1, width, kernel=4, stride=2, padding=1),
+        BasicBlock(width, width), BasicBlock(width, 2 * width, stride=2), BasicBlock(2 * width, 4 * width, stride=2),
+        nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(4 * width, N_CLASSES),
+    )
+    return FlipTTA(net) if tta else net
+
+
 def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> list[dict]:
     """Keras-style rows ``{"layer", "type", "output_shape", "params"}`` for every leaf module."""
     rows: list[dict] = []

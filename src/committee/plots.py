@@ -193,3 +193,38 @@ def growth(ax: Axes, order: list[str], accuracy: np.ndarray) -> Axes:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy as members are added")
     return ax
+
+
+def accuracy_vs_cost(ax: Axes, cost: np.ndarray, accuracy: np.ndarray, ci: np.ndarray, labels: list[str],
+                     groups: list[str], xlabel: str, target: float | None = None, frontier: bool = True,
+                     connect: bool = False) -> Axes:
+    """Accuracy (%) against a cost (seconds, ms per 1,000 images, ...), one point per system.
+
+    ``ci`` is ``(n, 2)`` in percent; an empty label leaves a point unnamed; ``groups`` colours points (e.g. "member", "committee",
+    or a preset name). ``frontier`` draws the Pareto front (no other point is both cheaper
+    and more accurate); ``connect`` joins each group's points in cost order (a curve).
+    """
+    cost, accuracy, ci = np.asarray(cost, float), np.asarray(accuracy, float), np.asarray(ci, float).reshape(-1, 2)
+    for i, group in enumerate(dict.fromkeys(groups)):
+        sel = np.array([g == group for g in groups])
+        order = np.argsort(cost[sel])
+        c, a, lo_hi = cost[sel][order], accuracy[sel][order], ci[sel][order]
+        ax.errorbar(c, a, yerr=np.abs(lo_hi.T - a), fmt="o-" if connect else "o", ms=5, capsize=3, lw=1,
+                    color=PALETTE[i % len(PALETTE)], label=group)
+    for x, y, text in zip(cost, accuracy, labels):
+        if text:
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7, color="#444")
+    if frontier and len(cost):
+        order = np.lexsort((-accuracy, cost))
+        front, best = [], -np.inf
+        for i in order:
+            if accuracy[i] > best:
+                front.append(i)
+                best = accuracy[i]
+        ax.step(cost[front], accuracy[front], where="post", color="#999", lw=0.8, ls="--", label="Pareto front", zorder=0)
+    if target is not None:
+        ax.axhline(target, color="#C44E52", lw=0.8, ls=":", label=f"target {target:g} %")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return ax

@@ -134,7 +134,9 @@ class ReportBuilder:
         if self.main_rule and d["has_test"]:
             v = self.committees[self.main_rule]["vs_best_member"]
             sig = "significant" if v["mcnemar_p"] < 0.05 else "not significant"
-            sec.p(f"Committee gain over {best}: **{100 * v['gain']:+.2f} points** (it fixed {v['fixed']} images {best} got wrong "
+            ci = v.get("gain_ci")
+            ci_text = f", 95 % paired bootstrap interval [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else ""
+            sec.p(f"Committee gain over {best}: **{100 * v['gain']:+.2f} points**{ci_text} (it fixed {v['fixed']} images {best} got wrong "
                   f"and broke {v['broken']}; McNemar p = {v['mcnemar_p']:.3g}, {sig} at the 5 % level).")
         sec.p(f"Total training time: **{secs(total_train)}** on {self._device()}.")
         sec.p(self._meaning())
@@ -276,6 +278,16 @@ class ReportBuilder:
         fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.0))
         plots.accuracy_bars(ax, names, np.array(acc), np.array(ci), is_c)
         sec.blocks.append(self.save(fig, "accuracy.png", f"{split.capitalize()} accuracy with 95 % Wilson intervals."))
+        cost = [self.models[n].get("infer_seconds_per_1000") for n in names]
+        if all(cost) and len(names) > 1:
+            # Committees of one run share a cost (all members run), so only the main rule is named.
+            labels = [n if not c or n == f"committee:{self.main_rule}" else "" for n, c in zip(names, is_c)]
+            fig, ax = plt.subplots(figsize=(7.5, 4.2))
+            plots.accuracy_vs_cost(ax, 1000 * np.array(cost), 100 * np.array(acc), 100 * np.array(ci), labels,
+                                   ["committee" if c else "member" for c in is_c], "inference, ms per 1,000 images (CPU)")
+            ax.set_xscale("log")
+            sec.blocks.append(self.save(fig, "pareto.png", "Accuracy against inference cost. The dashed line is the Pareto "
+                                        "front: nothing is both cheaper and more accurate than a point on it."))
         rules = [[r, e.get("description", ""), ", ".join(f"{m} {w:.3f}" for m, w in zip(e["members"], e["rule_params"]["weights"]))
                   if "weights" in e.get("rule_params", {}) else "–"] for r, e in self.committees.items()]
         if rules:
@@ -338,12 +350,15 @@ class ReportBuilder:
             crow = []
             for r, e in self.committees.items():
                 v = e["vs_best_member"]
-                crow.append([f"committee ({r})", str(v["fixed"]), str(v["broken"]), f"{v['fixed'] - v['broken']:+d}"])
+                ci = v.get("gain_ci")
+                crow.append([f"committee ({r})", str(v["fixed"]), str(v["broken"]), f"{v['fixed'] - v['broken']:+d}",
+                             f"{100 * v['gain']:+.2f}" + (f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else ""),
+                             f"{v['mcnemar_p']:.3g}"])
             sec.p(f"Against the best member ({self.doc['best_member']}, chosen on validation): images the committee fixed "
                   f"(it is right, the member wrong) and broke (the reverse). **{self.doc['all_members_wrong']:,}** test images are "
                   f"missed by every member, so no averaging rule can get them; an oracle that always picks a right member "
                   f"would score {pct(self.doc['oracle_accuracy'])}.")
-            sec.blocks.append(Table(["committee", "fixed", "broken", "net"], crow))
+            sec.blocks.append(Table(["committee", "fixed", "broken", "net", "gain, points [95 % bootstrap]", "McNemar p"], crow))
         return sec
 
     # 9

@@ -1,0 +1,90 @@
+"""Committee test accuracy against wall time: a preset run at several budgets.
+
+Each point is a complete ``committee run --preset P --epoch-scale S`` in a fresh
+run directory, timed from launch to report, as a user would run it (so start-up,
+evaluation and report are included). Runs sequentially: do not time anything else
+beside it. Writes ``time_to_accuracy.json`` and ``time_to_accuracy.png`` to --out.
+
+    .venv/bin/python benchmarks/time_to_accuracy.py --preset fast --scales 0.25,0.5,1 --out runs/tta
+    # add finished runs as reference points (their summed member training time):
+    .venv/bin/python benchmarks/time_to_accuracy.py --reference runs/quick --out runs/tta --plot-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from committee.fileio import atomic_path, write_json
+
+
+def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) -> dict:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "committee", "run", "--preset", preset, "--epoch-scale", str(scale),
+                           "--seed", str(seed), "--run-dir", str(run_dir), "--quiet", "--json"],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"time_to_accuracy: {preset} x{scale} failed: {proc.stderr.strip().splitlines()[-1]}")
+    doc = json.loads(proc.stdout)
+    committee = doc["committees"][rule]
+    return {"label": f"{preset} x{scale:g}", "group": f"{preset} (wall time)", "preset": preset, "scale": scale, "seed": seed,
+            "seconds": wall, "accuracy": 100 * committee["accuracy"], "ci": [100 * v for v in committee["accuracy_ci"]],
+            "members": {n: 100 * m["accuracy"] for n, m in doc["members"].items()},
+            "train_seconds": sum(m.get("train_seconds") or 0 for m in doc["members"].values()), "rule": rule}
+
+
+def reference_point(run_dir: Path, rule: str) -> dict:
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    committee = doc["committees"][rule]
+    seconds = sum(json.loads(p.read_text()).get("train_seconds", 0) for p in run_dir.glob("members/*/member.json"))
+    return {"label": run_dir.name, "group": "reference runs (training time only)", "seconds": seconds,
+            "accuracy": 100 * committee["accuracy"], "ci": [100 * v for v in committee["accuracy_ci"]], "rule": rule}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--scales", default="0.25,0.5,1", help="epoch scales to run, comma-separated")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rule", default="mean")
+    ap.add_argument("--reference", type=Path, action="append", default=[], help="a finished run directory to plot too")
+    ap.add_argument("--target", type=float, default=93.5)
+    ap.add_argument("--out", type=Path, default=Path("runs/time_to_accuracy"))
+    ap.add_argument("--plot-only", action="store_true", help="re-plot the saved points (plus --reference) without training")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "time_to_accuracy.json"
+    points = json.loads(results.read_text())["points"] if results.exists() else []
+    if not args.plot_only:
+        for scale in (float(s) for s in args.scales.split(",")):
+            point = run_point(args.preset, scale, args.seed, args.out / f"{args.preset}-x{scale:g}", args.rule)
+            print(f"{point['label']:>14}: {point['seconds']:6.0f} s wall  committee {point['accuracy']:.2f} % "
+                  f"[{point['ci'][0]:.2f}, {point['ci'][1]:.2f}]", flush=True)
+            points = [p for p in points if p["label"] != point["label"]] + [point]
+            write_json(results, {"points": points})
+    points = [p for p in points if not p["group"].startswith("reference")] + [reference_point(r, args.rule) for r in args.reference]
+    write_json(results, {"points": points})
+
+    from committee import plots
+    fig, ax = plots.plt.subplots(figsize=(6.4, 4))
+    plots.accuracy_vs_cost(ax, np.array([p["seconds"] for p in points]), np.array([p["accuracy"] for p in points]),
+                           np.array([p["ci"] for p in points]), [p["label"] for p in points], [p["group"] for p in points],
+                           "seconds on this machine", target=args.target, frontier=False, connect=True)
+    ax.axvline(300, color="#888", lw=0.8, ls=":")
+    ax.set_title(f"Committee ({args.rule}) test accuracy against time, 95 % Wilson intervals")
+    with atomic_path(args.out / "time_to_accuracy.png") as tmp:
+        fig.savefig(tmp, format="png")
+    print(f"wrote {results} and {args.out / 'time_to_accuracy.png'}")
+
+
+if __name__ == "__main__":
+    main()
