@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by mak
 @pytest.fixture(scope="module")
 def run_and_images(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    _, arrays = make_synthetic_run(root, "basic_cnn,bn_cnn,wide_deep")
+    _, arrays = make_synthetic_run(root, "basic_cnn,bn_cnn,wide_deep,fast_cnn,resnet")  # the last two: flip TTA inside
     images = arrays["test_images"]
     try:  # real Fashion-MNIST test images when installed, as the issue asks
         from committee.data import load_dataset

@@ -45,11 +45,13 @@ def test_report_sections_figures_and_numbers(run_dir):
         assert f"{e['macro_f1']:.4f}" in html and f"{e['nll']:.4f}" in md
         assert f"{e['params']:,}" in html
     assert f"McNemar p = {mean['vs_best_member']['mcnemar_p']:.3g}" in html
+    lo, hi = mean["vs_best_member"]["gain_ci"]
+    assert f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" in html  # the paired bootstrap interval of the gain
     # self-contained: every image is embedded, nothing is fetched
     assert "src='data:image/png;base64," in html and "http://" not in html and "https://" not in html
     figures = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
     for required in ("samples.png", "class_counts.png", "splits.png", "accuracy.png", "curves_basic_cnn.png",
-                     "confusion_committee_mean.png", "mistakes_hardest.png"):
+                     "confusion_committee_mean.png", "mistakes_hardest.png", "pareto.png"):
         assert required in figures
     for name in figures:
         assert f"figures/{name}" in md

@@ -82,6 +82,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit-train", type=positive_int, metavar="N", help="train on the first N training images only (quick checks)")
 
 
+def add_preset_arg(p: argparse.ArgumentParser) -> None:
+    from committee.config import PRESETS
+    p.add_argument("--preset", default="quick", choices=tuple(PRESETS),
+                   help="quick (default, ~6 min on 2 cores), fast (93.5 %% in ~4.5 min), strong (the 95 %% recipe, ~1 hour) "
+                        "or seed (the seed's 50-epoch protocol, ~1 hour); flags override it")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     from committee.models import model_names
 
@@ -135,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser("train", help="train committee members into a run directory")
+    add_preset_arg(p)
     add_train_args(p)
     p.add_argument("--json", action="store_true", help="print the members' summaries as JSON")
 
@@ -186,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
 
     p = sub.add_parser("run", help="train, evaluate and report in one go (a preset plus overrides)")
-    p.add_argument("--preset", default="quick", choices=tuple(PRESETS), help="quick (default, ~7 min on 2 cores), fast (93.5 %% in ~4.5 min), strong (95 %% in ~1 hour) or seed (the seed's 50-epoch protocol; ~1 hour)")
+    add_preset_arg(p)
     add_train_args(p)
     p.add_argument("--seeds", type=positive_int, metavar="K",
                    help="run the whole preset K times (seeds --seed .. --seed+K-1) in RUN_DIR/seed-k and report mean ± std")
@@ -523,6 +531,8 @@ def run_seeds(args: argparse.Namespace) -> int:
     for k in range(args.seeds):
         sub = copy.copy(args)
         sub.seed, sub.run_dir = base_seed + k, Path(args.run_dir) / f"seed-{base_seed + k}"
+        # --resume: seeds not started before an interruption start now.
+        sub.resume = args.resume and (sub.run_dir / "config.json").exists()
         log(f"--- seed {sub.seed} ({k + 1}/{args.seeds}) in {sub.run_dir}")
         doc, wall = run_once(sub, quiet_output=True)
         docs.append(doc)
@@ -566,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         hint = ""
         if args is not None and getattr(args, "run_dir", None) and args.command in ("train", "run"):
-            hint = f"; continue with: committee {args.command} --run-dir {args.run_dir} --resume"
+            seeds = f" --seeds {args.seeds}" if getattr(args, "seeds", None) else ""
+            hint = f"; continue with: committee {args.command} --run-dir {args.run_dir}{seeds} --resume"
         print(f"\ncommittee: interrupted; finished epochs and members are saved{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -281,7 +281,7 @@ class ReportBuilder:
         cost = [self.models[n].get("infer_seconds_per_1000") for n in names]
         if all(cost) and len(names) > 1:
             # Committees of one run share a cost (all members run), so only the main rule is named.
-            labels = [n if not c or n == f"committee:{self.main_rule}" else "" for n, c in zip(names, is_c)]
+            labels = [n if not c or n == f"committee ({self.main_rule})" else "" for n, c in zip(names, is_c)]
             fig, ax = plt.subplots(figsize=(7.5, 4.2))
             plots.accuracy_vs_cost(ax, 1000 * np.array(cost), 100 * np.array(acc), 100 * np.array(ci), labels,
                                    ["committee" if c else "member" for c in is_c], "inference, ms per 1,000 images (CPU)")
