@@ -77,7 +77,7 @@ def paired_bootstrap_ci(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarr
         value = float(diff.mean()) if len(diff) else 0.0
         return [value, value]
     res = bootstrap((diff,), np.mean, confidence_level=level, n_resamples=n_resamples, method="percentile",
-                    vectorized=True, random_state=np.random.default_rng(seed))
+                    vectorized=True, batch=250, random_state=np.random.default_rng(seed))  # batch: ~20 MB at a time
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
