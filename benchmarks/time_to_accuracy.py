@@ -43,6 +43,8 @@ def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) ->
 
 
 def reference_point(run_dir: Path, rule: str) -> dict:
+    if not (run_dir / "metrics.json").is_file():
+        sys.exit(f"time_to_accuracy: {run_dir} has no metrics.json (run `committee evaluate --run-dir {run_dir}`)")
     doc = json.loads((run_dir / "metrics.json").read_text())
     committee = doc["committees"][rule]
     seconds = sum(json.loads(p.read_text()).get("train_seconds", 0) for p in run_dir.glob("members/*/member.json"))
