@@ -567,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = None
     previous = signal.signal(signal.SIGTERM, _terminate) if threading_is_main() else None
+    # A shell starts background jobs (`committee run ... &`) with SIGINT ignored, and Python
+    # then never raises KeyboardInterrupt: restore it, so `kill -INT` saves and stops cleanly.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if threading_is_main() else None
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -585,3 +588,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
