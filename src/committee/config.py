@@ -64,10 +64,10 @@ class RunConfig:
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
     member_options: dict[str, dict] = field(default_factory=dict)
 
-    def options_for(self, member: str) -> dict:
-        """The resolved variant options of one member (global flags, then its overrides)."""
+    def options_for(self, member: str | None) -> dict:
+        """The resolved options of one member (global flags, then its overrides); None: the run's."""
         opts = {"arch": member, **{key: getattr(self, key) for key in MEMBER_OPTIONS}}
-        opts.update(self.member_options.get(member, {}))
+        opts.update(self.member_options.get(member, {}) if member else {})
         return opts
 
     def epochs_for(self, member: str) -> int:
@@ -80,13 +80,13 @@ class RunConfig:
     def augment_params(self, member: str | None = None):
         """The augmentation ranges, of one member (with its overrides) or the run's."""
         from committee.augment import AugmentParams
-        o = self.options_for(member) if member else vars(self)
-        return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"], o.get("aug_erase", 0.0)).validate()
+        o = self.options_for(member)
+        return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"], o["aug_erase"]).validate()
 
     def check(self) -> "RunConfig":
         """Raise UsageError on an unknown optimizer or schedule, or a bad range, of any member."""
         for member in (*self.members, None):
-            o = self.options_for(member) if member else vars(self)
+            o = self.options_for(member)
             if o["optimizer"] not in OPTIMIZERS:
                 raise UsageError(f"unknown optimizer {o['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
             if o["schedule"] not in SCHEDULES:

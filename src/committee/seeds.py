@@ -8,6 +8,8 @@ is larger than their spread across seeds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from committee.fileio import write_json, write_text
@@ -52,9 +54,8 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_summary(run_dir, summary: dict) -> None:
+def write_summary(run_dir: str | Path, summary: dict) -> None:
     """``seeds.json`` and ``seeds.md`` at the root of a multi-seed run directory."""
-    from pathlib import Path
     run_dir = Path(run_dir)
     write_json(run_dir / "seeds.json", summary)
     write_text(run_dir / "seeds.md", f"# {summary['seeds']} seeds\n\n```\n{format_summary(summary)}\n```\n")
