@@ -113,3 +113,39 @@ def test_manifest_refuses_modified_files(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--run-dir", str(run_dir)]) == 1
     assert "do not match its checksum in manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_checkpoint_round_trip_continues_bit_for_bit(tmp_path, optimizer):
+    """Fused optimizer steps walk parameters and moments in storage order, so moments saved
+    contiguous must come back in the channels_last layout of their conv weights."""
+    import torch
+
+    from committee.engine import for_engine
+    from committee.models import build_model
+    from committee.train import load_checkpoint, make_optimizer, save_checkpoint
+
+    def fresh():
+        model = for_engine(build_model("bn_cnn")).to(memory_format=torch.channels_last)
+        return model, make_optimizer(model, optimizer, 1e-2, weight_decay=5e-4)
+
+    def steps(model, opt, gen, n=4):
+        for _ in range(n):
+            x = torch.rand(16, 1, 28, 28, generator=gen).contiguous(memory_format=torch.channels_last)
+            loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 10, (16,), generator=gen))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    torch.manual_seed(0)
+    model, opt = fresh()
+    gen = torch.Generator().manual_seed(1)
+    steps(model, opt, gen)
+    save_checkpoint(tmp_path / "c.safetensors", model, opt, {"batches": gen}, {"epoch": 1})
+    steps(model, opt, gen)
+    resumed, resumed_opt = fresh()
+    resumed_gen = torch.Generator()
+    load_checkpoint(tmp_path / "c.safetensors", resumed, resumed_opt, {"batches": resumed_gen})
+    steps(resumed, resumed_opt, resumed_gen)
+    for (key, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), key

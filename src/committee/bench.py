@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from committee.data import batches, to_float
+from committee.engine import for_engine
 from committee.models import build_model, get_spec
 from committee.predict import predict_logits
 
@@ -38,13 +39,14 @@ def _median_rate(step: Callable[[], int], windows: int, steps: int, warmup: int)
 
 def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None,
                       windows: int = 5, steps: int = 10) -> float:
-    """Our training step, as train.py runs it: uint8 in memory, seeded permutation, foreach Adam, no host sync."""
-    from committee.train import training_layout
+    """Our training step, as train.py runs it: the engine's rewrite of the model, uint8 in memory,
+    seeded permutation, fused Adam, no host sync."""
+    from committee.train import make_optimizer, training_layout
 
     torch.manual_seed(0)
     layout = training_layout(get_spec(name).is_conv)
-    model = build_model(name).to(memory_format=layout)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    model = for_engine(build_model(name)).to(memory_format=layout)
+    opt = make_optimizer(model, "adam", lr=1e-3)
     bs = batch_size or get_spec(name).batch_size
     gen = torch.Generator().manual_seed(0)
     it = iter(())
@@ -66,7 +68,8 @@ def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, bat
 
 
 def textbook_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, windows: int = 5, steps: int = 20) -> float:
-    """The loop a tutorial writes: float TensorDataset + DataLoader(batch_size=32, shuffle=True) + Adam."""
+    """The loop a tutorial writes: the model as the registry defines it, float TensorDataset +
+    DataLoader(batch_size=32, shuffle=True) + Adam."""
     torch.manual_seed(0)
     model = build_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -136,7 +139,7 @@ def run_bench(members: list[str], batch_size: int | None = None, n_images: int =
         flops = train_flops_per_image(name)
         ours = engine_train_rate(name, images, labels, batch_size, windows)
         textbook = textbook_train_rate(name, images, labels, windows)
-        model = build_model(name)
+        model = for_engine(build_model(name))
         models.append(model)
         infer = infer_rate([model], images)
         gflops = flops * ours / 1e9

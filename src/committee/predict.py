@@ -63,6 +63,7 @@ def load_members(run) -> list[tuple[str, nn.Module]]:
     import json
 
     from committee.errors import CommitteeError
+    from committee.engine import for_engine
     from committee.models import build_model
     from committee.weights import load_weights
 
@@ -72,7 +73,7 @@ def load_members(run) -> list[tuple[str, nn.Module]]:
         if not info_path.exists():
             continue
         info = json.loads(info_path.read_text())
-        model = build_model(info.get("arch", name), **(info.get("model_kwargs") or {}))
+        model = for_engine(build_model(info.get("arch", name), **(info.get("model_kwargs") or {})))
         weights = run.member_dir(name) / "weights.safetensors"
         run.verify(weights)
         members.append((name, load_weights(model, weights).eval()))
