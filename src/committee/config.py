@@ -157,7 +157,7 @@ PRESETS: dict[str, RunConfig] = {
     ),
     # Time to accuracy on two CPU cores (issue 5): three small BN conv nets with flip TTA
     # built in, two architectures for diversity, each given about 75 s; airbench's recipe:
-    # Nesterov SGD, one-cycle schedule to 0.1, weight decay 5e-4, label smoothing 0.1,
+    # Nesterov SGD, one-cycle schedule to 0.2, weight decay 5e-4, label smoothing 0.1,
     # random horizontal flips (a +-2 pixel shift cost 0.6 validation points at this budget).
     "fast": RunConfig(
         preset="fast", members=("fast1", "fast2", "fast3"),
