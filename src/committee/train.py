@@ -80,9 +80,8 @@ def train_member(
     seed = member_seed(opts["seed"], name)
     torch.manual_seed(seed)
     model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"])
-    model = for_engine(build_model(spec.name, **model_kwargs)).to(device)
     layout = training_layout(spec.is_conv)
-    model = model.to(memory_format=layout)
+    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
     aug_params = cfg.augment_params(name) if opts["augment"] else None
     # Its own generator, so switching augmentation on leaves the batch order unchanged.
     aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
