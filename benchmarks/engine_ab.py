@@ -14,10 +14,10 @@ import statistics
 import time
 
 import torch
-from torch.nn import functional as F
 
 from committee.engine import for_engine
 from committee.models import build_model, get_spec
+from committee.train import train_step
 
 
 def make_step(name: str, bs: int, channels_last: bool = True, optimizer: str = "fused", rewrite: bool = True):
@@ -32,10 +32,7 @@ def make_step(name: str, bs: int, channels_last: bool = True, optimizer: str = "
     y = torch.randint(0, 10, (bs,))
 
     def step() -> None:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y)
     return step
 
 

@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
-import torch
 
+from committee import pipeline
 from committee.cli import main
 from committee.export import build_committee_module
-from committee.predict import predict_images
-from committee.rundir import RunDir
 from conftest import REAL_DIR, make_synthetic_run
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is installed by make test")
@@ -35,7 +33,7 @@ def test_onnx_matches_pytorch(run_and_images, rule, dtype, capsys):
     x = images[:, None]
     feed = x if dtype == "uint8" else (x / 255.0).astype(np.float32)
     got = session.run(None, {session.get_inputs()[0].name: feed})[0]
-    expected, _ = predict_images(RunDir(root / "run"), torch.from_numpy(images), rule)
+    expected = pipeline.predict(root / "run", images, rule).probs
     assert got.shape == (len(images), 10)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     one = session.run(None, {session.get_inputs()[0].name: feed[:1]})[0]  # any batch size
@@ -45,4 +43,4 @@ def test_onnx_matches_pytorch(run_and_images, rule, dtype, capsys):
 def test_module_rejects_unexportable_rule(run_and_images):
     from committee.errors import UsageError
     with pytest.raises(UsageError, match="cannot be exported"):
-        build_committee_module(RunDir(run_and_images[0] / "run"), "median", True)
+        build_committee_module(run_and_images[0] / "run", "median", True)

@@ -2,13 +2,11 @@ import json
 import re
 import shutil
 import subprocess
-import time
 
 import numpy as np
 import pytest
 
 from committee.cli import main
-from committee.report import write_report
 from committee.rundir import RunDir
 from conftest import make_synthetic_run, synthetic_arrays, write_dataset
 
@@ -35,17 +33,17 @@ def test_report_sections_figures_and_numbers(run_dir):
     md = (run_dir / "report.md").read_text()
     for sec in SECTIONS:
         assert f"<section id='{sec}'>" in html
-    doc = json.loads((run_dir / "metrics.json").read_text())
+    result = RunDir(run_dir).read_metrics()
     # numbers in the report are the numbers in metrics.json
-    mean = doc["committees"]["mean"]
-    lo, hi = mean["accuracy_ci"]
-    expected = f"{100 * mean['accuracy']:.2f} % [{100 * lo:.2f}, {100 * hi:.2f}]"
+    mean = result.committees["mean"]
+    lo, hi = mean.test.accuracy_ci
+    expected = f"{100 * mean.test.accuracy:.2f} % [{100 * lo:.2f}, {100 * hi:.2f}]"
     assert expected in html and expected in md
-    for name, e in doc["members"].items():
-        assert f"{e['macro_f1']:.4f}" in html and f"{e['nll']:.4f}" in md
-        assert f"{e['params']:,}" in html
-    assert f"McNemar p = {mean['vs_best_member']['mcnemar_p']:.3g}" in html
-    lo, hi = mean["vs_best_member"]["gain_ci"]
+    for name, e in result.members.items():
+        assert f"{e.test.macro_f1:.4f}" in html and f"{e.test.nll:.4f}" in md
+        assert f"{e.params:,}" in html
+    assert f"McNemar p = {mean.vs_best_member.mcnemar_p:.3g}" in html
+    lo, hi = mean.vs_best_member.gain_ci
     assert f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" in html  # the paired bootstrap interval of the gain
     # self-contained: every image is embedded, nothing is fetched
     assert "src='data:image/png;base64," in html and "http://" not in html and "https://" not in html
@@ -57,10 +55,53 @@ def test_report_sections_figures_and_numbers(run_dir):
         assert f"figures/{name}" in md
 
 
-def test_report_generation_is_fast(run_dir):
-    start = time.perf_counter()
-    write_report(RunDir(run_dir))
-    assert time.perf_counter() - start < 20
+def test_layer_table_once_per_architecture_and_tta_layers_once(tmp_path):
+    """fast_cnn runs its net twice (flip TTA); its table must list each layer once, one table for two members."""
+    run_dir, _ = make_synthetic_run(tmp_path, "fast_cnn", epochs=1)
+    assert main(["train", "--run-dir", str(run_dir), "--members", "resnet", "--epochs", "1", "--quiet",
+                 "--data-dir", str(tmp_path / "data"), "--no-verify"]) == 0
+    assert main(["report", "--run-dir", str(run_dir)]) == 0
+    md = (run_dir / "report.md").read_text()
+    arch = md[md.index("## Architectures"):md.index("## Training")]
+    assert arch.count("### fast_cnn") == 1 and arch.count("### resnet") == 1
+    fast = arch[arch.index("### fast_cnn"):arch.index("### resnet")]
+    layers = [line.split("|")[1].strip() for line in fast.splitlines() if line.startswith("| net.")]
+    assert layers and len(layers) == len(set(layers))  # every layer once
+    total = int(re.search(r"\*\*total trainable\*\* \| +\| \*\*([\d,]+)\*\*", fast).group(1).replace(",", ""))
+    assert total == sum(int(line.split("|")[3].strip().replace(",", "")) for line in fast.splitlines() if line.startswith("| net."))
+
+
+def test_curves_say_what_the_training_loss_includes(tmp_path):
+    data_dir = tmp_path / "data"
+    write_dataset(data_dir, synthetic_arrays())
+    run_dir = tmp_path / "run"
+    assert main(["run", "--run-dir", str(run_dir), "--data-dir", str(data_dir), "--no-verify", "--members", "shallow",
+                 "--label-smoothing", "0.1", "--epochs", "1", "--rules", "mean", "--quiet"]) == 0
+    md = (run_dir / "report.md").read_text()
+    assert "its loss includes label smoothing 0.1" in md
+
+
+def test_report_reads_version_1_metrics(run_dir, tmp_path):
+    """metrics.json written before format 2 (test scores flattened into each entry) still makes a report."""
+    dst = copy_run(run_dir, tmp_path)
+    assert main(["evaluate", "--run-dir", str(dst)]) == 0
+    v2 = json.loads((dst / "metrics.json").read_text())
+    flat = lambda e: {**e["test"], "val": e["val"]}  # noqa: E731
+    v1 = {**v2, "format_version": 1,
+          "members": {n: {**flat(e), **e["info"]} for n, e in v2["members"].items()},
+          "committees": {r: {**flat(e), "description": e["description"], "members": e["members"], "rule_params": e["rule_params"],
+                             "parameters_total": e["params"], "train_seconds": e["train_seconds"],
+                             "infer_seconds_per_1000": e["infer_seconds_per_1000"], "vs_best_member": e["vs_best_member"]}
+                         for r, e in v2["committees"].items()},
+          "all_members_wrong": v2["diversity"]["all_wrong"], "oracle_accuracy": v2["diversity"]["oracle_accuracy"],
+          "diversity": {"members": v2["diversity"]["members"], "disagreement": v2["diversity"]["disagreement"],
+                        "error_correlation": v2["diversity"]["error_correlation"], "oracle_accuracy": v2["diversity"]["oracle_accuracy"],
+                        "growth": {"order": v2["diversity"]["growth_order"], "accuracy": v2["diversity"]["growth_accuracy"]}}}
+    (dst / "metrics.json").write_text(json.dumps(v1))
+    assert RunDir(dst).read_metrics().to_dict() == v2
+    assert main(["report", "--run-dir", str(dst)]) == 0
+    (dst / "metrics.json").write_text(json.dumps({**v2, "format_version": 7}))
+    assert main(["report", "--run-dir", str(dst)]) == 1
 
 
 def test_report_with_one_member(run_dir, tmp_path, capsys):

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from committee.cli import main
+from committee.results import CommitteeResult, MemberResult, RunResult, Scores
 from committee.seeds import format_summary, summarize
 
 
-def fake_doc(member_acc: float, committee_acc: float) -> dict:
-    return {"has_test": True, "members": {"a": {"accuracy": member_acc}}, "committees": {"mean": {"accuracy": committee_acc}}}
+def scores(acc: float) -> Scores:
+    return Scores(100, acc, [acc, acc], 0.0, 0.0, 0.0, 0.0, {}, {}, [])
+
+
+def fake_doc(member_acc: float, committee_acc: float) -> RunResult:
+    committee = CommitteeResult("mean", "", ["a"], {}, scores(0.5), scores(committee_acc), 0, 0.0, None)
+    return RunResult("r", "official", [], 100, 100, {"a": MemberResult("a", scores(0.5), scores(member_acc))},
+                     {"mean": committee}, "a")
 
 
 def test_summarize_mean_std():
@@ -36,7 +43,7 @@ def test_run_seeds_end_to_end(synthetic_dir, tmp_path, capsys):
     per_seed = []
     for seed in (3, 4):
         metrics = json.loads((run_dir / f"seed-{seed}" / "metrics.json").read_text())
-        per_seed.append(metrics["members"]["shallow"]["accuracy"])
+        per_seed.append(metrics["members"]["shallow"]["test"]["accuracy"])
         assert json.loads((run_dir / f"seed-{seed}" / "config.json").read_text())["seed"] == seed
         assert (run_dir / f"seed-{seed}" / "report.html").is_file()
     assert summary["rows"]["shallow"]["values"] == per_seed

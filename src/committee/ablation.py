@@ -14,7 +14,6 @@ import numpy as np
 from scipy import stats
 
 from committee.errors import UsageError
-from committee.fileio import write_json
 from committee.metrics import evaluate_probs
 from committee.models import get_spec
 from committee.rundir import RunDir
@@ -70,7 +69,7 @@ def summarise(run: RunDir, members: dict[str, dict], base: str, factors: list[st
     labels = run.labels("test")
     per_run = []
     for name, opts in members.items():
-        art = run.load_member(name)
+        art = run.member(name)
         m = evaluate_probs(labels, art.probs_test, CLASS_NAMES)
         per_run.append({"member": name, "variant": opts["variant"], "seed": opts["seed"], "accuracy": m["accuracy"],
                         "macro_f1": m["macro_f1"], "nll": m["nll"], "val_accuracy": art.info.get("best_val_acc"),
@@ -91,10 +90,8 @@ def summarise(run: RunDir, members: dict[str, dict], base: str, factors: list[st
             entry["diff_accuracy"] = {"mean": float(diffs.mean()) if len(diffs) else float("nan"), "ci": ci}
             entry["verdict"] = verdict(v, diffs.mean() if len(diffs) else float("nan"), ci)
         table.append(entry)
-    doc = {"base": base, "factors": factors, "seeds": sorted(base_by_seed), "n_test": int(len(labels)),
-           "variants": table, "runs": per_run}
-    write_json(run.path / "ablation.json", doc)
-    return doc
+    return {"base": base, "factors": factors, "seeds": sorted(base_by_seed), "n_test": int(len(labels)),
+            "variants": table, "runs": per_run}
 
 
 def verdict(variant: str, diff: float, ci: list[float]) -> str:

@@ -41,7 +41,7 @@ def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, bat
                       windows: int = 5, steps: int = 10) -> float:
     """Our training step, as train.py runs it: the engine's rewrite of the model, uint8 in memory,
     seeded permutation, fused Adam, no host sync."""
-    from committee.train import make_optimizer, training_layout
+    from committee.train import make_optimizer, train_step, training_layout
 
     torch.manual_seed(0)
     layout = training_layout(get_spec(name).is_conv)
@@ -57,11 +57,7 @@ def engine_train_rate(name: str, images: torch.Tensor, labels: torch.Tensor, bat
         if idx is None:
             it = batches(len(images), bs, gen)
             idx = next(it)
-        x, y = to_float(images[idx]).contiguous(memory_format=layout), labels[idx]
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, to_float(images[idx]).contiguous(memory_format=layout), labels[idx])
         return len(idx)
 
     return _median_rate(step, windows, steps, warmup=3)
@@ -155,8 +151,9 @@ def run_bench(members: list[str], batch_size: int | None = None, n_images: int =
             "speedup_vs_textbook": ours / textbook,
         })
     committee = {"members": members, "infer_images_per_s": infer_rate(models, images)}
+    from committee.pipeline import cpu_model
     return {"members": rows, "committee": committee, "peak_gflops": peak, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "cpu": cpu_model()}
 
 
 def format_table(doc: dict) -> str:
@@ -169,5 +166,6 @@ def format_table(doc: dict) -> str:
                      f"{100 * r['peak_fraction']:>8.1f}%{r['infer_images_per_s']:>13,.0f}")
     c = doc["committee"]
     lines.append(f"\ncommittee ({', '.join(c['members'])}): inference {c['infer_images_per_s']:,.0f} images/s")
-    lines.append(f"machine fp32 peak (torch.mm 2048x2048): {doc['peak_gflops']:.1f} GFLOP/s, {doc['threads']} threads")
+    lines.append(f"machine fp32 peak (torch.mm 2048x2048): {doc['peak_gflops']:.1f} GFLOP/s, {doc['threads']} threads, "
+                 f"{doc.get('cpu', '?')}, torch {doc['torch']}")
     return "\n".join(lines)

@@ -8,57 +8,38 @@ proportions.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from committee.ensemble import combine
 from committee.errors import CommitteeError
-from committee.evaluate import evaluate_run
 from committee.metrics import mcnemar
+from committee.results import RunResult
 from committee.rundir import RunDir
 
 
-def _metrics(run: RunDir) -> dict:
-    path = run.path / "metrics.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except ValueError as exc:
-            raise CommitteeError(f"{path}: unreadable ({exc})") from None
-    return evaluate_run(run)
+def _test_predictions(run: RunDir, result: RunResult, name: str) -> np.ndarray:
+    """Predicted classes ``(N_test,)`` of a member or ``committee:<rule>``, from saved probabilities."""
+    e = result.get(name)
+    probs = run.committee_probs(e, "test") if e.is_committee else run.member(name).probs_test
+    return probs.argmax(1)
 
 
-def _test_predictions(run: RunDir, doc: dict, name: str) -> np.ndarray:
-    if name in doc["members"]:
-        return run.load_member(name).probs_test.argmax(1)
-    rule = name.removeprefix("committee:")
-    e = doc["committees"][rule]
-    stack = np.stack([run.load_member(m).probs_test for m in e["members"]])
-    return combine(rule, e["rule_params"], stack).argmax(1)
-
-
-def compare_runs(run_a: RunDir, run_b: RunDir) -> dict:
-    a, b = _metrics(run_a), _metrics(run_b)
-    if not (a["has_test"] and b["has_test"]):
+def compare_runs(run_a: RunDir, a: RunResult, run_b: RunDir, b: RunResult) -> dict:
+    """Every member and committee the two runs share, B against A: accuracy, macro-F1, NLL and significance."""
+    if not (a.has_test and b.has_test):
         raise CommitteeError("both runs need test labels and test probabilities to be compared")
     labels_a, labels_b = run_a.labels("test"), run_b.labels("test")
     paired = labels_a is not None and labels_b is not None and np.array_equal(labels_a, labels_b)
-
-    def entries(doc: dict) -> dict:
-        return {**doc["members"], **{f"committee:{r}": e for r, e in doc["committees"].items()}}
-
-    ea, eb = entries(a), entries(b)
+    ea, eb = a.entries(), b.entries()
     rows = []
     for name in [n for n in ea if n in eb]:
-        x, y = ea[name], eb[name]
-        row = {"model": name, "accuracy_a": x["accuracy"], "accuracy_b": y["accuracy"], "diff": y["accuracy"] - x["accuracy"],
-               "macro_f1_a": x["macro_f1"], "macro_f1_b": y["macro_f1"], "nll_a": x["nll"], "nll_b": y["nll"]}
+        x, y = ea[name].test, eb[name].test
+        row = {"model": name, "accuracy_a": x.accuracy, "accuracy_b": y.accuracy, "diff": y.accuracy - x.accuracy,
+               "macro_f1_a": x.macro_f1, "macro_f1_b": y.macro_f1, "nll_a": x.nll, "nll_b": y.nll}
         if paired:
             t = mcnemar(labels_a, _test_predictions(run_b, b, name), _test_predictions(run_a, a, name))
             row.update({"test": "mcnemar", "b_only_right": t["a_only"], "a_only_right": t["b_only"], "p_value": t["p_value"]})
         else:
-            se = np.sqrt(x["accuracy"] * (1 - x["accuracy"]) / a["n_test"] + y["accuracy"] * (1 - y["accuracy"]) / b["n_test"])
+            se = np.sqrt(x.accuracy * (1 - x.accuracy) / a.n_test + y.accuracy * (1 - y.accuracy) / b.n_test)
             row.update({"test": "unpaired", "diff_ci": [row["diff"] - 1.96 * se, row["diff"] + 1.96 * se]})
         rows.append(row)
     if not rows:

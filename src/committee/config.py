@@ -1,15 +1,15 @@
 """The run configuration: one frozen dataclass, named presets, JSON round trip.
 
-The CLI flags map 1:1 onto :class:`RunConfig` fields; a preset is a starting
-``RunConfig`` and any flag given overrides it.
+The CLI flags map 1:1 onto :class:`RunConfig` fields (``--epoch-scale`` is
+``epoch_scale``: the CLI derives the mapping from the dataclass); a preset is a
+starting ``RunConfig`` and any flag given overrides it. :meth:`RunConfig.check`
+is the one place a configuration is validated.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from committee import FORMAT_VERSION
@@ -17,6 +17,7 @@ from committee.errors import CommitteeError, UsageError
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SPLITS = ("official", "seed")
 SCHEDULES = ("constant", "onecycle", "cosine")
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip", "aug_erase",
@@ -84,9 +85,22 @@ class RunConfig:
         return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"], o["aug_erase"]).validate()
 
     def check(self) -> "RunConfig":
-        """Raise UsageError on an unknown optimizer or schedule, or a bad range, of any member."""
+        """Validate once, for the CLI and the Python API alike: every member's architecture,
+        optimizer, schedule and ranges, the committee rules, no member twice. Raises UsageError."""
+        from committee.ensemble import check_rules
+        from committee.models import get_spec
+
+        if len(set(self.members)) != len(self.members):
+            raise UsageError("--members lists a model twice")
+        if not self.members:
+            raise UsageError("give at least one member")
+        check_rules(self.rules)
+        if self.split not in SPLITS:
+            raise UsageError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         for member in (*self.members, None):
             o = self.options_for(member)
+            if member is not None:
+                get_spec(o["arch"])
             if o["optimizer"] not in OPTIMIZERS:
                 raise UsageError(f"unknown optimizer {o['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
             if o["schedule"] not in SCHEDULES:
@@ -123,26 +137,9 @@ class RunConfig:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
 
-    def save(self, path: Path, extra: dict | None = None) -> None:
-        from committee.fileio import write_json
-        write_json(path, {**self.to_dict(), **({"environment": extra} if extra else {})})
-
-    @classmethod
-    def load(cls, path: Path) -> "RunConfig":
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise CommitteeError(f"{path}: not found (is this a committee run directory?)") from None
-        except (OSError, ValueError) as exc:
-            raise CommitteeError(f"{path}: unreadable config ({exc})") from None
-        if not isinstance(d, dict):
-            raise CommitteeError(f"{path}: not a committee config")
-        d.pop("environment", None)
-        return cls.from_dict(d, str(path))
-
 
 PRESETS: dict[str, RunConfig] = {
-    # About ten minutes on two CPU cores, the three question-1 members.
+    # The three question-1 members at a short budget (README: wall time of `make run`).
     "quick": RunConfig(
         preset="quick",
         member_epochs={"shallow": 20, "basic_cnn": 12, "deep_cnn": 8},

@@ -22,6 +22,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from committee import CLASS_NAMES
+from committee.config import SPLITS as SPLIT_KINDS
 from committee.errors import CommitteeError, UsageError
 from committee.fileio import write_bytes
 
@@ -41,7 +42,6 @@ SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 # The largest legitimate file (train images) is 47 MB decompressed; refuse anything far
 # bigger so a gzip bomb cannot exhaust memory.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
-SPLIT_KINDS = ("official", "seed")
 
 
 def cache_dir() -> Path:
@@ -297,6 +297,19 @@ def describe(dataset: Dataset, splits: Splits) -> dict:
             for name, idx in splits.items()
         },
     }
+
+
+def format_description(info: dict) -> str:
+    """``committee data``'s table from :func:`describe`'s dict."""
+    lines = [f"dataset   {info['dataset']} ({'verified by SHA-256' if info['verified'] else 'not verified'})",
+             f"source    {info['source']}{' (downloaded)' if info['downloaded'] else ''}",
+             f"images    {'x'.join(map(str, info['image_shape']))} uint8, {len(info['classes'])} classes, split '{info['split']}'"]
+    width = max(len(c) for c in info["classes"])
+    lines.append(f"\n{'class':<{width + 4}}" + "".join(f"{s:>9}" for s in info["splits"]))
+    for i, c in enumerate(info["classes"]):
+        lines.append(f"{i} {c:<{width + 2}}" + "".join(f"{v['per_class'][i]:>9,}" for v in info["splits"].values()))
+    lines.append(f"{'total':<{width + 4}}" + "".join(f"{v['size']:>9,}" for v in info["splits"].values()))
+    return "\n".join(lines)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

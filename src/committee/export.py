@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from committee.ensemble import fit_rule
 from committee.errors import CommitteeError, UsageError
-from committee.predict import load_members
-from committee.rundir import RunDir
 
 EXPORTABLE_RULES = ("mean", "weighted", "vote")
 
@@ -41,17 +37,17 @@ class CommitteeModule(nn.Module):
         return (probs * self.weights[:, None, None]).sum(dim=0)
 
 
-def build_committee_module(run: RunDir, rule: str, uint8_input: bool) -> CommitteeModule:
+def build_committee_module(run_dir: str | Path, rule: str, uint8_input: bool) -> CommitteeModule:
+    """The run's finished members and its fitted ``rule`` as one module."""
+    from committee.pipeline import load_committee
+
     if rule not in EXPORTABLE_RULES:
         raise UsageError(f"rule {rule!r} cannot be exported; choose from {', '.join(EXPORTABLE_RULES)}")
-    members = load_members(run)
-    names = [n for n, _ in members]
-    val = np.stack([run.load_member(n).probs_val for n in names])
-    params = fit_rule(rule, val, run.labels("val"))
-    return CommitteeModule([m for _, m in members], params.get("weights"), vote=rule == "vote", uint8_input=uint8_input).eval()
+    models, params = load_committee(run_dir, rule)
+    return CommitteeModule(list(models.values()), params.get("weights"), vote=rule == "vote", uint8_input=uint8_input).eval()
 
 
-def export_onnx(run: RunDir, out: Path, rule: str = "mean", input_dtype: str = "uint8") -> Path:
+def export_onnx(run_dir: str | Path, out: Path, rule: str = "mean", input_dtype: str = "uint8") -> Path:
     """Write the committee as ONNX (atomically) and return its path."""
     try:
         import onnx  # noqa: F401
@@ -59,7 +55,7 @@ def export_onnx(run: RunDir, out: Path, rule: str = "mean", input_dtype: str = "
         raise CommitteeError("ONNX export needs the onnx and onnxscript packages: pip install 'committee[export]'") from None
     from committee.fileio import atomic_path
 
-    module = build_committee_module(run, rule, input_dtype == "uint8")
+    module = build_committee_module(run_dir, rule, input_dtype == "uint8")
     example = (torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8) if input_dtype == "uint8"
                else torch.rand(2, 1, 28, 28))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)

@@ -1,7 +1,12 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written output behind.
+"""Atomic file writes: a crash, Ctrl-C or a full disk never leaves a half-written output behind.
 
 Every output goes to a temporary file in the same directory, is flushed to disk,
-then renamed over the target (rename is atomic on POSIX within one filesystem).
+given the mode a plain ``open()`` would give it (the umask is respected: 0644
+under umask 022), then renamed over the target (atomic on POSIX within one
+filesystem), and the directory is synced so the rename itself survives a crash.
+Any ``OSError`` on the way (no space, permission denied, not a directory,
+read-only filesystem) becomes a :class:`CommitteeError` naming the path and the
+cause, after the temporary file is removed.
 """
 
 from __future__ import annotations
@@ -16,22 +21,68 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from committee.errors import CommitteeError
+
+
+def os_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> CommitteeError:
+    """One line for an OSError: the path and the cause, e.g. 'x/y: cannot write (No space left on device)'."""
+    where = exc.filename if exc.filename else path
+    return CommitteeError(f"{where}: {doing} ({exc.strerror or exc})")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` with one-line errors (e.g. a regular file where a directory should be)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommitteeError(f"{path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot create directory") from None
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open directories; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path; on success it is renamed to ``path``, on error removed."""
+    """Yield a temporary path; on success it is renamed to ``path``, on any error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise os_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise os_error(path, exc) from None
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
 
 
@@ -52,6 +103,18 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed one is a one-line error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CommitteeError(f"{path}: not found") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
+    except ValueError as exc:
+        raise CommitteeError(f"{path}: unreadable {what} ({exc})") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

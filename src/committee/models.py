@@ -2,7 +2,7 @@
 
 Contract: input float ``(B, 1, 28, 28)`` in [0, 1], output logits ``(B, 10)``; no
 softmax inside a model. The seed's five architectures match the Keras originals'
-trainable parameter counts exactly (see DESIGN.md).
+trainable parameter counts exactly (tests/test_models.py checks each count).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class ModelSpec:
     factory: Callable[..., nn.Module]
     description: str
     # Default batch size. Conv nets slow down past 64-128 on a 2-core CPU (activations
-    # outgrow the cache, ANCHORS.md). MLPs run fastest at 512 but learn more per second
+    # outgrow the cache; benchmarks/engine_ab.py, "batch x2" column). MLPs run fastest at 512 but learn more per second
     # at 128 (84 % vs 80 % validation after one epoch of shallow), and an epoch is <1 s.
     batch_size: int
     is_conv: bool
@@ -82,15 +82,10 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class Flatten(nn.Flatten):
-    pass
-
-
-# ReLUs run in place everywhere: same results, +2-9 % training speed on the seed's conv
-# nets here (benchmarks/engine_ab.py), since no extra activation tensor is written.
+# ReLUs run in place everywhere: same results, and no extra activation tensor is written.
 @register("shallow", "Flatten -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=128, is_conv=False)
 def shallow() -> nn.Module:
-    return nn.Sequential(Flatten(), nn.Linear(784, 128), nn.ReLU(inplace=True), nn.Linear(128, N_CLASSES))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(inplace=True), nn.Linear(128, N_CLASSES))
 
 
 def _dropout(p: float) -> nn.Module:
@@ -101,7 +96,7 @@ def _dropout(p: float) -> nn.Module:
 def basic_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        Flatten(), nn.Linear(32 * 13 * 13, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
+        nn.Flatten(), nn.Linear(32 * 13 * 13, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
     )
 
 
@@ -110,7 +105,7 @@ def deep_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 64, 3), *([nn.BatchNorm2d(64)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
         nn.Conv2d(64, 128, 3), *([nn.BatchNorm2d(128)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        Flatten(), nn.Linear(128 * 5 * 5, 256), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(256, N_CLASSES),
+        nn.Flatten(), nn.Linear(128 * 5 * 5, 256), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(256, N_CLASSES),
     )
 
 
@@ -119,7 +114,7 @@ def bn_cnn(dropout: float = 0.25) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
     )
 
 
@@ -132,7 +127,7 @@ class WideDeep(nn.Module):
 
     def __init__(self, hidden: int = 30, dropout: float = 0.2):
         super().__init__()
-        self.flatten = Flatten()
+        self.flatten = nn.Flatten()
         self.deep = nn.Sequential(
             nn.Linear(784, hidden), nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), _dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), _dropout(dropout),
@@ -184,7 +179,7 @@ def _fast_cnn(width: int, depth: int, tta: bool) -> nn.Module:
     layers = [*_conv_bn(1, width, kernel=4, stride=2, padding=1), *_conv_bn(width, 2 * width, stride=2)]
     if depth == 3:
         layers += _conv_bn(2 * width, 2 * width)
-    net = nn.Sequential(*layers, Flatten(), nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(inplace=True),
+    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(inplace=True),
                         nn.Linear(128, N_CLASSES))
     return FlipTTA(net) if tta else net
 
@@ -230,7 +225,7 @@ def resnet(width: int = 32, tta: bool = True) -> nn.Module:
     net = nn.Sequential(
         *_conv_bn(1, width, kernel=4, stride=2, padding=1),
         BasicBlock(width, width), BasicBlock(width, 2 * width, stride=2), BasicBlock(2 * width, 4 * width, stride=2),
-        nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(4 * width, N_CLASSES),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, N_CLASSES),
     )
     return FlipTTA(net) if tta else net
 
@@ -238,12 +233,16 @@ def resnet(width: int = 32, tta: bool = True) -> nn.Module:
 def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> list[dict]:
     """Keras-style rows ``{"layer", "type", "output_shape", "params"}`` for every leaf module."""
     rows: list[dict] = []
+    seen: set[str] = set()
     hooks = []
     for name, module in model.named_modules():
         if list(module.children()) or isinstance(module, nn.Identity):
             continue
 
         def hook(mod, inp, out, name=name):
+            if name in seen:  # a module run twice (flip test-time augmentation) is one layer
+                return
+            seen.add(name)
             rows.append({
                 "layer": name,
                 "type": type(mod).__name__,
@@ -259,3 +258,14 @@ def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> 
     for h in hooks:
         h.remove()
     return rows
+
+
+def format_summary(name: str, model: nn.Module) -> str:
+    """A Keras-style layer table of ``model`` (``committee models --summary NAME``)."""
+    lines = [f"Model: {name}  ({get_spec(name).description})", f"{'Layer (type)':<34}{'Output Shape':<22}{'Param #':>10}", "=" * 66]
+    for r in summary(model):
+        shape = "(" + ", ".join("None" if s is None else str(s) for s in r["output_shape"]) + ")"
+        lines.append(f"{r['layer'] + ' (' + r['type'] + ')':<34}{shape:<22}{r['params']:>10,}")
+    buffers = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+    lines += ["=" * 66, f"Trainable params: {count_params(model):,}" + (f"   (+{buffers:,} BN running statistics)" if buffers else "")]
+    return "\n".join(lines)

@@ -73,18 +73,21 @@ def split_sizes(ax: Axes, sizes: dict[str, int]) -> Axes:
 
 
 def training_curves(ax_acc: Axes, ax_loss: Axes, epochs: np.ndarray, train_acc: np.ndarray, val_acc: np.ndarray,
-                    train_loss: np.ndarray, val_loss: np.ndarray, best_epoch: int, title: str = "") -> tuple[Axes, Axes]:
-    """Accuracy and loss per epoch, train vs validation, the kept (best) epoch marked."""
+                    train_loss: np.ndarray, val_loss: np.ndarray, best_epoch: int, title: str = "",
+                    train_label: str = "train", val_label: str = "validation") -> tuple[Axes, Axes]:
+    """Accuracy and loss per epoch, train vs validation, the kept (best) epoch marked.
+
+    The labels say what each line is (e.g. a training loss that includes label smoothing)."""
     for ax, tr, va, what in ((ax_acc, train_acc, val_acc, "accuracy"), (ax_loss, train_loss, val_loss, "loss")):
-        ax.plot(epochs, tr, "o-", ms=3, color=PALETTE[0], label="train")
-        ax.plot(epochs, va, "o-", ms=3, color=PALETTE[1], label="validation")
+        ax.plot(epochs, tr, "o-", ms=3, color=PALETTE[0], label=train_label)
+        ax.plot(epochs, va, "o-", ms=3, color=PALETTE[1], label=val_label)
         ax.axvline(best_epoch, color="#888", ls="--", lw=1, label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
         ax.set_title(f"{title} {what}".strip())
         if len(epochs) < 15:
             ax.set_xticks(epochs)
-    ax_acc.legend(frameon=False, fontsize=8)
+    ax_loss.legend(frameon=False, fontsize=7)
     return ax_acc, ax_loss
 
 

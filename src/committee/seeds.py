@@ -8,34 +8,26 @@ is larger than their spread across seeds.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from committee.fileio import write_json, write_text
+from committee.results import RunResult
 
 
-def summarize(docs: list[dict], walls: list[float] | None = None) -> dict:
-    """``{"seeds", "rows": {name: {"values", "mean", "std"}}, "wall_seconds"}`` from K metrics docs.
+def summarize(results: list[RunResult], walls: list[float] | None = None) -> dict:
+    """``{"seeds", "rows": {name: {"values", "mean", "std"}}, "wall_seconds"}`` from K runs' results.
 
     Accuracies are test accuracies in [0, 1]; ``std`` is the sample standard deviation
     (ddof 1; 0 for one seed). Rows are members, then ``committee:<rule>``, for names
     present in every seed.
     """
-    def entries(doc: dict) -> dict[str, float]:
-        split = (lambda e: e) if doc["has_test"] else (lambda e: e["val"])
-        out = {name: split(e)["accuracy"] for name, e in doc["members"].items()}
-        out.update({f"committee:{rule}": split(e)["accuracy"] for rule, e in doc["committees"].items()})
-        return out
-
-    per_seed = [entries(d) for d in docs]
+    per_seed = [{name: e.scores().accuracy for name, e in r.entries().items()} for r in results]
     names = [n for n in per_seed[0] if all(n in e for e in per_seed)] if per_seed else []
     rows = {}
     for name in names:
         values = np.array([e[name] for e in per_seed])
         rows[name] = {"values": values.tolist(), "mean": float(values.mean()),
                       "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-    out: dict = {"seeds": len(docs), "split": "test" if docs and docs[0]["has_test"] else "val", "rows": rows}
+    out: dict = {"seeds": len(results), "split": results[0].main_split if results else "val", "rows": rows}
     if walls:
         out["wall_seconds"] = {"values": list(walls), "mean": float(np.mean(walls)),
                                "std": float(np.std(walls, ddof=1)) if len(walls) > 1 else 0.0}
@@ -54,8 +46,6 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_summary(run_dir: str | Path, summary: dict) -> None:
-    """``seeds.json`` and ``seeds.md`` at the root of a multi-seed run directory."""
-    run_dir = Path(run_dir)
-    write_json(run_dir / "seeds.json", summary)
-    write_text(run_dir / "seeds.md", f"# {summary['seeds']} seeds\n\n```\n{format_summary(summary)}\n```\n")
+def markdown(summary: dict) -> str:
+    """seeds.md: the summary table as Markdown."""
+    return f"# {summary['seeds']} seeds\n\n```\n{format_summary(summary)}\n```\n"

@@ -1,37 +1,38 @@
-"""The training loop: a plain function, nanoGPT style.
+"""The training loop: plain functions, nanoGPT style.
 
 Data stays in memory as uint8; each epoch draws a seeded permutation and slices
 batches out of it (no DataLoader). Loss and accuracy are accumulated as tensors
 and read once per epoch, so the hot loop never waits on a host sync.
+
+One member is trained in three steps: :func:`setup_member` (model, optimizer,
+random generators, and a resumed checkpoint if any), :func:`run_epoch` (one pass
+plus validation, history, best weights and checkpoint), :func:`finish_member`
+(best weights back, probabilities on validation and test, member.json).
+:func:`train_step` is the one training step, shared with ``committee bench`` and
+``benchmarks/engine_ab.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
 import zlib
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch.nn import functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from tqdm import tqdm
 
-from committee.augment import augment_batch
+from committee.augment import AugmentParams, augment_batch
 from committee.config import RunConfig
 from committee.data import Dataset, Splits, batches, to_float
 from committee.engine import for_engine
-from committee.errors import CommitteeError
-from committee.fileio import atomic_path, write_json, write_npy, write_text
-from committee.models import build_model, count_params, get_spec
+from committee.errors import CommitteeError, UsageError
+from committee.models import ModelSpec, build_model, count_params, get_spec, summary
 from committee.predict import predict_logits, timed_predict_probs
-from committee.rundir import RunDir, history_csv, read_history
-from committee.weights import load_weights, save_weights
+from committee.rundir import RunDir
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -43,14 +44,13 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        from committee.errors import UsageError
         raise UsageError("--device cuda asked for, but no CUDA device is available")
     return device
 
 
 def training_layout(is_conv: bool) -> torch.memory_format:
-    """channels_last for conv nets: 1.2-1.3x faster training steps here at batch 32-64
-    (benchmarks/engine_ab.py), though slower at batch 128 and above."""
+    """channels_last for conv nets (training 1.5-1.8x faster on the seed's CNNs at their batch
+    sizes here: ``benchmarks/engine_ab.py``, "contiguous layout" column)."""
     return torch.channels_last if is_conv else torch.contiguous_format
 
 
@@ -58,155 +58,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def train_member(
-    name: str,
-    dataset: Dataset,
-    splits: Splits,
-    cfg: RunConfig,
-    run: RunDir,
-    device: str = "cpu",
-    progress: bool | None = None,
-    resume: bool = False,
-) -> dict:
-    """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
-
-    Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
-    probs_test.npy, member.json}`` and returns the member.json dict.
-    """
-    opts = cfg.options_for(name)
-    spec = get_spec(opts["arch"])
-    out = run.member_dir(name)
-    out.mkdir(parents=True, exist_ok=True)
-    seed = member_seed(opts["seed"], name)
-    torch.manual_seed(seed)
-    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"])
-    layout = training_layout(spec.is_conv)
-    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
-    aug_params = cfg.augment_params(name) if opts["augment"] else None
-    # Its own generator, so switching augmentation on leaves the batch order unchanged.
-    aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
-    optimizer = make_optimizer(model, opts["optimizer"], opts["lr"], opts["weight_decay"])
-    generator = torch.Generator().manual_seed(seed)
-
-    x_train, y_train = dataset.images[splits.train], dataset.labels[splits.train]
-    x_val, y_val = dataset.images[splits.val], dataset.labels[splits.val]
-    n_train = len(x_train)
-    batch_size = cfg.batch_size or spec.batch_size
-    epochs = cfg.epochs_for(name)
-    steps_per_epoch = -(-n_train // batch_size)
-
-    history: list[dict] = []
-    best_acc, best_epoch, stale = -1.0, 0, 0
-    train_seconds = 0.0
-    checkpoint = out / "checkpoint.safetensors"
-    generators = {"batches": generator, "augment": aug_generator}
-    start_epoch = 1
-    if resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, model, optimizer, generators)
-        best_acc, best_epoch, stale, train_seconds = state["best_acc"], state["best_epoch"], state["stale"], state["train_seconds"]
-        # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
-        history = read_history(out / "history.csv")[: state["epoch"]]
-        start_epoch = state["epoch"] + 1
-        log(f"{name:>10} resuming after epoch {state['epoch']}")
-    stopped_early = bool(history) and cfg.patience is not None and stale >= cfg.patience
-    for epoch in range(start_epoch, epochs + 1 if not stopped_early else start_epoch):
-        epoch_start = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        # progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short.
-        bar = None if progress is False else tqdm(
-            total=n_train, unit="img", unit_scale=True, leave=False, disable=None if progress is None else False,
-            desc=f"{name} {epoch}/{epochs}", file=sys.stderr)
-        for step, idx in enumerate(batches(n_train, batch_size, generator)):
-            factor = lr_factor(opts["schedule"], (epoch - 1) * steps_per_epoch + step, epochs * steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = opts["lr"] * factor
-            x = to_float(x_train[idx]).to(device, non_blocking=True)
-            if aug_params is not None:
-                x = augment_batch(x, aug_params, aug_generator)
-            x = x.contiguous(memory_format=layout)
-            y = y_train[idx].to(device, non_blocking=True)
-            with mixed_precision(device):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=opts["label_smoothing"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == y).sum()
-            if bar is not None:
-                bar.update(len(idx))
-                if step % 50 == 0:  # the only in-loop sync, and only when a bar is shown
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
-        if bar is not None:
-            bar.close()
-        epoch_train_seconds = time.perf_counter() - epoch_start
-        train_seconds += epoch_train_seconds
-
-        val_logits = predict_logits(model, x_val, device=device)
-        val_loss = F.cross_entropy(val_logits, y_val).item()
-        val_acc = (val_logits.argmax(1) == y_val).float().mean().item()
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum.item() / n_train,
-            "train_acc": correct.item() / n_train,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        history.append(row)
-        write_text(out / "history.csv", history_csv(history))
-        improved = val_acc > best_acc
-        if improved:
-            best_acc, best_epoch, stale = val_acc, epoch, 0
-            save_weights(model, out / "weights.safetensors", {"model": name, "epoch": str(epoch)})
-        else:
-            stale += 1
-        save_checkpoint(checkpoint, model, optimizer, generators, {
-            "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch, "stale": stale, "train_seconds": train_seconds})
-        log(f"{name:>10} epoch {epoch:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
-            f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
-        if cfg.patience is not None and stale >= cfg.patience:
-            log(f"{name:>10} early stop: no validation improvement for {cfg.patience} epochs")
-            break
-
-    load_weights(model, out / "weights.safetensors")
-    probs_val, _ = timed_predict_probs(model, x_val, device=device)
-    probs_test, infer_s_per_1000 = timed_predict_probs(model, dataset.images[splits.test], device=device)
-    write_npy(out / "probs_val.npy", probs_val)
-    write_npy(out / "probs_test.npy", probs_test)
-    info = {
-        "name": name,
-        "arch": spec.name,
-        "model_kwargs": model_kwargs,
-        "augment": vars(aug_params) if aug_params else None,
-        "description": spec.description,
-        "params": count_params(model),
-        "epochs_run": len(history),
-        "epochs_planned": epochs,
-        "best_epoch": best_epoch,
-        "best_val_acc": best_acc,
-        "batch_size": batch_size,
-        "lr": opts["lr"],
-        "recipe": {k: opts[k] for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")},
-        "seed": seed,
-        "train_seconds": train_seconds,
-        "train_images_per_s": n_train * len(history) / train_seconds if train_seconds else None,
-        "infer_seconds_per_1000": infer_s_per_1000,
-        "device": device,
-    }
-    write_json(out / "member.json", info)
-    run.record(out / "weights.safetensors", out / "probs_val.npy", out / "probs_test.npy", out / "member.json")
-    checkpoint.unlink(missing_ok=True)  # finished: member.json marks it done
-    return info
-
-
 def mixed_precision(device: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU, where bf16 is
-    3-10x slower on this machine's cores (no AVX512-BF16, ANCHORS.md)."""
+    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU, where bf16 autocast
+    was slower on the CPUs measured without AVX512-BF16 (0.69x resnet, 0.85x deep_cnn)."""
     if str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -215,9 +69,8 @@ def mixed_precision(device: str) -> contextlib.AbstractContextManager:
 def make_optimizer(model: torch.nn.Module, kind: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam (the seed's), AdamW or Nesterov SGD; weight decay skips biases and norm weights.
 
-    fused: one kernel per parameter group for the whole update, 2.6-2.8x faster optimizer
-    steps than foreach here (deep_cnn's Adam step 1.23 -> 0.45 ms; resnet's SGD step 0.48 ->
-    0.17 ms), worth 1-3 % of a training step.
+    fused: one kernel per parameter group for the whole update, several times faster
+    optimizer steps than foreach here (``benchmarks/engine_ab.py``, "foreach Adam" column).
     """
     decay = [p for p in model.parameters() if p.ndim > 1]
     other = [p for p in model.parameters() if p.ndim <= 1]
@@ -253,75 +106,189 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     raise CommitteeError(f"unknown schedule {schedule!r}")
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generators: dict[str, torch.Generator | None], state: dict) -> None:
-    """Everything needed to continue bit-for-bit: weights, optimizer moments, every RNG, loop state.
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               label_smoothing: float = 0.0, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch: ``x`` float ``(B, 1, 28, 28)``, ``y`` int64 ``(B,)``.
 
-    One safetensors file (no pickle), written atomically; loop state and optimizer
-    hyper-parameters go in its string metadata as JSON.
+    Returns the detached loss (a 0-d tensor: reading it would sync) and logits ``(B, 10)``.
     """
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    for idx, st in opt_state["state"].items():
-        for key, value in st.items():
-            tensors[f"optim.{idx}.{key}"] = (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    for key, gen in generators.items():
-        if gen is not None:
-            tensors[f"rng.{key}"] = gen.get_state()
-    metadata = {"state": json.dumps(state), "param_groups": json.dumps(opt_state["param_groups"])}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    with mixed_precision(device):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    generators: dict[str, torch.Generator | None]) -> dict:
-    """Restore what :func:`save_checkpoint` wrote; returns the loop state."""
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        state = json.loads(metadata["state"])
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        opt_state: dict = {"state": {}, "param_groups": json.loads(metadata["param_groups"])}
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                param = params[int(idx)]
-                if value.shape == param.shape:
-                    # Moments back in their parameter's memory layout (channels_last conv weights):
-                    # the fused step walks param, grad and moments in storage order.
-                    value = torch.empty_like(param).copy_(value)
-                opt_state["state"].setdefault(int(idx), {})[name] = value
-        optimizer.load_state_dict(opt_state)
-        torch.set_rng_state(tensors["rng.torch"])
-        for key, gen in generators.items():
-            if gen is not None:
-                gen.set_state(tensors[f"rng.{key}"])
-    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise CommitteeError(f"{path}: unusable checkpoint ({str(exc).splitlines()[0]}); delete it to start this member over") from None
-    return state
+@dataclass
+class MemberTraining:
+    """One member in training: what setup built and what the epochs update."""
+
+    name: str
+    opts: dict  # cfg.options_for(name)
+    spec: ModelSpec
+    model_kwargs: dict
+    seed: int
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    layout: torch.memory_format
+    aug_params: AugmentParams | None
+    generators: dict[str, torch.Generator | None]  # "batches", "augment": both in the checkpoint
+    x_train: torch.Tensor  # uint8 (N, 28, 28)
+    y_train: torch.Tensor  # int64 (N,)
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    batch_size: int
+    epochs: int
+    device: str
+    patience: int | None
+    history: list[dict] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    train_seconds: float = 0.0
+    next_epoch: int = 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.x_train) // self.batch_size)
+
+    @property
+    def done(self) -> bool:
+        stopped = self.patience is not None and bool(self.history) and self.stale >= self.patience
+        return stopped or self.next_epoch > self.epochs
 
 
-def save_run_inputs(run: RunDir, cfg: RunConfig, dataset: Dataset, splits: Splits, device: str, data_info: dict) -> None:
-    """config.json, data.json, splits.npz and the validation/test labels at the run root."""
-    import platform
+def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
+                 resume: bool = False) -> MemberTraining:
+    """Build the member's model, optimizer and generators; continue from its checkpoint when resuming."""
+    opts = cfg.options_for(name)
+    spec = get_spec(opts["arch"])
+    run.start_member(name)
+    seed = member_seed(opts["seed"], name)
+    torch.manual_seed(seed)
+    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"])
+    layout = training_layout(spec.is_conv)
+    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
+    aug_params = cfg.augment_params(name) if opts["augment"] else None
+    # Its own generator, so switching augmentation on leaves the batch order unchanged.
+    aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
+    optimizer = make_optimizer(model, opts["optimizer"], opts["lr"], opts["weight_decay"])
+    t = MemberTraining(
+        name, opts, spec, model_kwargs, seed, model, optimizer, layout, aug_params,
+        {"batches": torch.Generator().manual_seed(seed), "augment": aug_generator},
+        dataset.images[splits.train], dataset.labels[splits.train], dataset.images[splits.val], dataset.labels[splits.val],
+        cfg.batch_size or spec.batch_size, cfg.epochs_for(name), device, cfg.patience)
+    if resume and run.has_checkpoint(name):
+        state = run.load_checkpoint(name, model, optimizer, t.generators)
+        t.best_acc, t.best_epoch, t.stale, t.train_seconds = state["best_acc"], state["best_epoch"], state["stale"], state["train_seconds"]
+        # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
+        t.history = run.history(name)[: state["epoch"]]
+        t.next_epoch = state["epoch"] + 1
+        log(f"{name:>10} resuming after epoch {state['epoch']}")
+    return t
 
-    env = {
-        "committee": __import__("committee").__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "device": device,
-        "threads": torch.get_num_threads(),
+
+def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> dict:
+    """Train one epoch, validate, write history, best weights and checkpoint; returns the history row."""
+    epoch, n_train, opts = t.next_epoch, len(t.x_train), t.opts
+    epoch_start = time.perf_counter()
+    t.model.train()
+    loss_sum = torch.zeros((), device=t.device)
+    correct = torch.zeros((), dtype=torch.int64, device=t.device)
+    # progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short.
+    bar = None if progress is False else tqdm(
+        total=n_train, unit="img", unit_scale=True, leave=False, disable=None if progress is None else False,
+        desc=f"{t.name} {epoch}/{t.epochs}", file=sys.stderr)
+    for step, idx in enumerate(batches(n_train, t.batch_size, t.generators["batches"])):
+        factor = lr_factor(opts["schedule"], (epoch - 1) * t.steps_per_epoch + step, t.epochs * t.steps_per_epoch)
+        for group in t.optimizer.param_groups:
+            group["lr"] = opts["lr"] * factor
+        x = to_float(t.x_train[idx]).to(t.device, non_blocking=True)
+        if t.aug_params is not None:
+            x = augment_batch(x, t.aug_params, t.generators["augment"])
+        x = x.contiguous(memory_format=t.layout)
+        y = t.y_train[idx].to(t.device, non_blocking=True)
+        loss, logits = train_step(t.model, t.optimizer, x, y, opts["label_smoothing"], t.device)
+        loss_sum += loss * len(idx)
+        correct += (logits.argmax(1) == y).sum()
+        if bar is not None:
+            bar.update(len(idx))
+            if step % 50 == 0:  # the only in-loop sync, and only when a bar is shown
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if bar is not None:
+        bar.close()
+    epoch_train_seconds = time.perf_counter() - epoch_start
+    t.train_seconds += epoch_train_seconds
+
+    val_logits = predict_logits(t.model, t.x_val, device=t.device)
+    val_loss = F.cross_entropy(val_logits, t.y_val).item()
+    val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
+    row = {"epoch": epoch, "train_loss": loss_sum.item() / n_train, "train_acc": correct.item() / n_train,
+           "val_loss": val_loss, "val_acc": val_acc, "lr": t.optimizer.param_groups[0]["lr"],
+           "seconds": time.perf_counter() - epoch_start}
+    t.history.append(row)
+    run.write_history(t.name, t.history)
+    improved = val_acc > t.best_acc
+    if improved:
+        t.best_acc, t.best_epoch, t.stale = val_acc, epoch, 0
+        run.save_weights(t.name, t.model, epoch)
+    else:
+        t.stale += 1
+    run.save_checkpoint(t.name, t.model, t.optimizer, t.generators, {
+        "epoch": epoch, "best_acc": t.best_acc, "best_epoch": t.best_epoch, "stale": t.stale, "train_seconds": t.train_seconds})
+    log(f"{t.name:>10} epoch {epoch:>3}/{t.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+        f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
+        f"{row['seconds']:.1f}s{'  *best' if improved else ''}")
+    if t.patience is not None and t.stale >= t.patience:
+        log(f"{t.name:>10} early stop: no validation improvement for {t.patience} epochs")
+    t.next_epoch += 1
+    return row
+
+
+def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunDir) -> dict:
+    """Reload the best epoch's weights, save validation and test probabilities and member.json; returns it."""
+    run.load_weights(t.name, t.model)
+    probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device)
+    probs_test, infer_s_per_1000 = timed_predict_probs(t.model, dataset.images[splits.test], device=t.device)
+    n_train = len(t.x_train)
+    # The layer table of the model as the registry builds it (flip-TTA models run their net twice:
+    # summary records each layer once).
+    layers = summary(build_model(t.spec.name, **t.model_kwargs))
+    info = {
+        "name": t.name,
+        "arch": t.spec.name,
+        "model_kwargs": t.model_kwargs,
+        "augment": vars(t.aug_params) if t.aug_params else None,
+        "description": t.spec.description,
+        "params": count_params(t.model),
+        "layers": layers,
+        "epochs_run": len(t.history),
+        "epochs_planned": t.epochs,
+        "best_epoch": t.best_epoch,
+        "best_val_acc": t.best_acc,
+        "batch_size": t.batch_size,
+        "lr": t.opts["lr"],
+        "recipe": {k: t.opts[k] for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")},
+        "seed": t.seed,
+        "train_seconds": t.train_seconds,
+        "train_images_per_s": n_train * len(t.history) / t.train_seconds if t.train_seconds else None,
+        "infer_seconds_per_1000": infer_s_per_1000,
+        "device": t.device,
     }
-    run.path.mkdir(parents=True, exist_ok=True)
-    cfg.save(run.config_path, extra=env)
-    write_json(run.path / "data.json", data_info)
-    labels = dataset.labels.numpy()
-    write_npy(run.path / "labels_val.npy", labels[splits.val])
-    write_npy(run.path / "labels_test.npy", labels[splits.test])
-    for name, idx in splits.items():
-        write_npy(run.path / "splits" / f"{name}.npy", idx)
-    run.record(run.path / "labels_val.npy", run.path / "labels_test.npy", *(run.path / "splits" / f"{s}.npy" for s, _ in splits.items()))
+    run.finish_member(t.name, probs_val, probs_test, info)
+    return info
+
+
+def train_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
+                 progress: bool | None = None, resume: bool = False) -> dict:
+    """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
+
+    Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
+    probs_test.npy, member.json}`` and returns the member.json dict.
+    """
+    t = setup_member(name, dataset, splits, cfg, run, device, resume)
+    while not t.done:
+        run_epoch(t, run, progress)
+    return finish_member(t, dataset, splits, run)

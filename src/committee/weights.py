@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from committee.errors import CommitteeError
-from committee.fileio import atomic_path
+from committee.fileio import write_bytes
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write the full state dict (parameters and BN buffers) atomically."""
+    """Write the full state dict (parameters and BN buffers) atomically.
+
+    Serialised in memory and written by :func:`committee.fileio.write_bytes`, so a full
+    disk is the same one-line error as for every other output (not a SafetensorError).
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+    write_bytes(path, safetensors_bytes(state, metadata=metadata))
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:

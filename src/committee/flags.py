@@ -1,0 +1,108 @@
+"""Command-line flags: the RunConfig fields as argparse options, with range-checked value types.
+
+Every flag of a training command is named after a :class:`~committee.config.RunConfig`
+field (``--epoch-scale`` sets ``epoch_scale``), so ``cli.config_from_args`` maps
+them onto the config without a table; a flag left out (None) keeps the preset's value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+
+from committee.config import OPTIMIZERS, SCHEDULES, SPLITS
+from committee.errors import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _number(text: str, cast: type, above: float | None = None, at_least: float | None = None,
+            below: float | None = None) -> float:
+    """Parse a flag value and check its range, with argparse's one-line error."""
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid {'integer' if cast is int else 'number'} {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    if above is not None and not value > above:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if at_least is not None and value < at_least:
+        raise argparse.ArgumentTypeError("must be " + ("0 or more" if at_least == 0 else f"at least {at_least}") + f", got {value}")
+    if below is not None and value >= below:
+        raise argparse.ArgumentTypeError(f"must be below {below:g}, got {text}")
+    return value
+
+
+positive_int = functools.partial(_number, cast=int, at_least=1)
+non_negative_int = functools.partial(_number, cast=int, at_least=0)
+positive_float = functools.partial(_number, cast=float, above=0)
+non_negative_float = functools.partial(_number, cast=float, at_least=0)
+probability = functools.partial(_number, cast=float, at_least=0, below=1)
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", help="directory holding the four IDX files (.gz or raw); "
+                   "default: $COMMITTEE_DATA_DIR, ~/.cache/committee/fashion-mnist, /usr/share/datasets/fashion-mnist")
+    g.add_argument("--split", choices=SPLITS, help="official: 54k/6k/10k test (default); seed: the seed's pooled 60,200/7,000/2,800")
+    g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
+                   help="skip the SHA-256 check (for other MNIST-format data in --data-dir)")
+    g.add_argument("--seed", type=non_negative_int, help="seed for splits, initialisation and batch order (default 0)")
+    g.add_argument("--limit-train", type=positive_int, metavar="N", help="train on the first N training images only (quick checks)")
+
+
+def add_preset_arg(p: argparse.ArgumentParser) -> None:
+    from committee.config import PRESETS
+    p.add_argument("--preset", default="quick", choices=tuple(PRESETS),
+                   help="quick (default: the seed's three members, a few minutes on 2 cores), fast (small BN conv nets, "
+                        "airbench-style recipe), strong (three small ResNets, about an hour on 2 cores) or seed (the seed's "
+                        "50-epoch protocol); flags override it. README: measured times and accuracies")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    from committee.models import model_names
+
+    p.add_argument("--run-dir", required=True, type=Path, help="directory the run is written to")
+    g = p.add_argument_group("training")
+    g.add_argument("--members", type=name_list, metavar="A,B,...", help=f"members to train, from: {', '.join(model_names())}")
+    g.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules to evaluate: mean, weighted, vote, greedy, stack, calibrated (default: all)")
+    g.add_argument("--epochs", type=positive_int, help="epochs per member (default: the preset's)")
+    g.add_argument("--epoch-scale", type=positive_float, metavar="F",
+                   help="multiply the preset's epochs of every member by F (e.g. 0.5: half the budget)")
+    g.add_argument("--batch-size", type=positive_int, help="batch size (default: each architecture's fastest on CPU)")
+    g.add_argument("--lr", type=positive_float, help="peak learning rate (default 1e-3, the seed's Adam)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default), adamw, or sgd (Nesterov, momentum 0.9)")
+    g.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule per step: constant (default), onecycle (warm-up a quarter, linear to 0), cosine")
+    g.add_argument("--weight-decay", type=non_negative_float, metavar="WD", help="weight decay, not on biases or norms (default 0)")
+    g.add_argument("--label-smoothing", type=non_negative_float, metavar="E", help="label smoothing in [0, 1) (default 0)")
+    g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its config.json: finished members are kept, the others go on "
+                        "from their last completed epoch")
+    g = p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
+    g.add_argument("--bn", action="store_true", default=None, help="batch norm after each convolution (basic_cnn, deep_cnn)")
+    g.add_argument("--width", type=positive_int, metavar="C", help="channel width of fast_cnn (default 32) and resnet")
+    g.add_argument("--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)")
+    g.add_argument("--augment", action="store_true", default=None,
+                   help="random rotation, shift, zoom and horizontal flip of training batches")
+    g.add_argument("--aug-rotation", type=non_negative_float, metavar="DEG", help="rotation range in degrees (default 10)")
+    g.add_argument("--aug-shift", type=probability, metavar="F", help="width/height shift as a fraction (default 0.1)")
+    g.add_argument("--aug-zoom", type=probability, metavar="F", help="zoom range as a fraction (default 0.1)")
+    g.add_argument("--aug-flip", type=probability, metavar="P", help="horizontal flip probability (default 0.5)")
+    g.add_argument("--aug-erase", type=probability, metavar="P", help="random erasing probability (default 0)")
+    add_data_args(p)
