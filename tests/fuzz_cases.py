@@ -51,24 +51,39 @@ def mutated(draw, seed: bytes) -> bytes:
     return bytes(data)
 
 
-def check_idx(data: bytes) -> None:
-    """Reading mutated IDX data either parses or raises CommitteeError; nothing else."""
+def _one_line_naming(exc: CommitteeError, path: Path) -> None:
+    message = str(exc)
+    assert message and "\n" not in message, message
+
+
+def check_idx(data: bytes) -> str:
+    """Reading mutated IDX data either parses into an array its header describes, or raises a one-line
+    CommitteeError; nothing else. Returns "parsed" or "refused"."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "f.gz"
         path.write_bytes(data)
         try:
             raw = read_bytes(path)
-            parse_idx(raw, str(path), 3 if len(raw) > 3 and raw[3:4] == b"\x03" else 1)
-        except CommitteeError:
-            pass
+            ndim = 3 if len(raw) > 3 and raw[3:4] == b"\x03" else 1
+            arr = parse_idx(raw, str(path), ndim)
+        except CommitteeError as exc:
+            _one_line_naming(exc, path)
+            return "refused"
+        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        assert list(arr.shape) == dims and arr.dtype == np.uint8
+        assert arr.tobytes() == raw[4 + 4 * ndim:]
+        return "parsed"
 
 
-def check_image(data: bytes, suffix: str) -> None:
+def check_image(data: bytes, suffix: str) -> str:
+    """A mutated image either loads as uint8 (28, 28) or raises a one-line CommitteeError."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"f.{suffix}"
         path.write_bytes(data)
         try:
             out = load_image(path)
-            assert out.shape == (28, 28) and out.dtype == np.uint8
-        except CommitteeError:
-            pass
+        except CommitteeError as exc:
+            _one_line_naming(exc, path)
+            return "refused"
+        assert out.shape == (28, 28) and out.dtype == np.uint8
+        return "parsed"

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from committee import bench
 from committee.cli import main
 
@@ -22,5 +24,19 @@ def test_bench_json_tiny(capsys):
     assert [r["name"] for r in doc["members"]] == ["shallow", "wide_deep"]
     for r in doc["members"]:
         assert keys <= set(r) and r["train_images_per_s"] > 0 and 0 < r["peak_fraction"] < 1
-        assert abs(r["speedup_vs_textbook"] - r["train_images_per_s"] / r["textbook_images_per_s"]) < 1e-9
     assert doc["committee"]["infer_images_per_s"] > 0
+    assert doc["cpu"] and doc["threads"] >= 1 and doc["torch"]  # every figure names its machine
+
+
+def test_bench_ratios_from_known_rates(monkeypatch):
+    """With the timings fixed, the table's ratios and fractions are exactly what they must be."""
+    monkeypatch.setattr(bench, "engine_train_rate", lambda name, *a, **k: 3000.0)
+    monkeypatch.setattr(bench, "textbook_train_rate", lambda name, *a, **k: 1200.0)
+    monkeypatch.setattr(bench, "peak_gflops", lambda: 100.0)
+    monkeypatch.setattr(bench, "infer_rate", lambda models, images, windows=3: 5000.0 / len(models))
+    doc = bench.run_bench(["shallow", "basic_cnn"], n_images=256, windows=1)
+    shallow = doc["members"][0]
+    assert shallow["speedup_vs_textbook"] == 2.5
+    assert shallow["gflops"] == pytest.approx(shallow["train_flops_per_image"] * 3000 / 1e9)
+    assert shallow["peak_fraction"] == pytest.approx(shallow["gflops"] / 100.0)
+    assert doc["committee"]["infer_images_per_s"] == 2500.0

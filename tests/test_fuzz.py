@@ -25,3 +25,17 @@ def test_fuzz_image_loader(kind):
     def run(data):
         check_image(data, kind)
     run()
+
+
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "labels.gz", "png", "jpg", "gif"])
+def test_unmutated_files_still_parse(kind):
+    """The checks above must not pass by refusing everything: a valid file parses (and IDX round-trips)."""
+    import gzip
+
+    from committee.data import parse_idx
+    data = SEEDS[kind]
+    outcome = check_idx(data) if kind.startswith(("idx", "labels")) else check_image(data, kind)
+    assert outcome == "parsed"
+    if kind == "idx.gz":
+        raw = gzip.decompress(data)
+        assert parse_idx(raw, "x", 3).shape == (20, 28, 28)

@@ -62,10 +62,24 @@ def test_config_checks_recipe():
     with pytest.raises(UsageError, match="unknown optimizer"):
         RunConfig(optimizer="lbfgs").check()
     with pytest.raises(UsageError, match="unknown schedule"):
-        RunConfig(members=("a",), member_options={"a": {"schedule": "exp"}}).check()
+        RunConfig(members=("a",), member_options={"a": {"arch": "shallow", "schedule": "exp"}}).check()
     with pytest.raises(UsageError, match="label-smoothing"):
         RunConfig(label_smoothing=1.0).check()
     PRESETS["fast"].check()
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (dict(members=("shallow", "shallow")), "lists a model twice"),
+    (dict(members=("nope",)), "unknown model 'nope'"),
+    (dict(rules=("median",)), "unknown committee rule"),
+    (dict(split="random"), "unknown split"),
+    (dict(aug_flip=1.5), "flip"),
+])
+def test_config_is_validated_once_for_api_and_cli(cfg, message):
+    """The Python API gets the same one-line errors as the CLI, from RunConfig.check()."""
+    from committee import pipeline
+    with pytest.raises(UsageError, match=message):
+        pipeline.train(RunConfig(**cfg), "/nonexistent/never-created")
 
 
 def test_fast_preset_members_and_recipe():

@@ -123,7 +123,8 @@ def test_checkpoint_round_trip_continues_bit_for_bit(tmp_path, optimizer):
 
     from committee.engine import for_engine
     from committee.models import build_model
-    from committee.train import load_checkpoint, make_optimizer, save_checkpoint
+    from committee.checkpoint import load_checkpoint, save_checkpoint
+    from committee.train import make_optimizer
 
     def fresh():
         model = for_engine(build_model("bn_cnn")).to(memory_format=torch.channels_last)

@@ -16,6 +16,7 @@ from pathlib import Path
 from committee import __version__, pipeline
 from committee.config import RunConfig
 from committee.errors import CommitteeError, UsageError
+from committee.rundir import RunDir
 from committee.flags import Parser, add_data_args, add_preset_arg, add_train_args, name_list, positive_int
 
 
@@ -156,7 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = pipeline.evaluate(args.run_dir, list(args.rules) if args.rules else None)
     if args.json:
         return emit_json(result.to_dict())
-    print(format_table(result) + f"\n\nwrote {Path(args.run_dir) / 'metrics.json'}")
+    print(format_table(result) + f"\n\nwrote {RunDir(args.run_dir).file('metrics.json')}")
     return 0
 
 
@@ -169,7 +170,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                           resume=args.resume, progress=False if args.quiet else None)
     if args.json:
         return emit_json(doc)
-    print(ablation.format_table(doc) + f"\n\nwrote {Path(args.run_dir) / 'ablation.json'} and {Path(args.run_dir) / 'report.html'}")
+    print(ablation.format_table(doc) + f"\n\nwrote {RunDir(args.run_dir).file('ablation.json')} and {RunDir(args.run_dir).file('report.html')}")
     return 0
 
 
@@ -228,7 +229,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from committee.export import export_onnx
 
-    pipeline.results(args.run_dir)  # a clear error for a directory that is not a run
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -271,13 +271,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             return emit_json(summary)
         print(seeds.format_summary(summary))
-        print(f"\nwrote {Path(args.run_dir) / 'seeds.json'} and seeds.md; each seed's report is in its seed-k directory")
+        print(f"\nwrote {RunDir(args.run_dir).file('seeds.json')} and seeds.md; each seed's report is in its seed-k directory")
         return 0
     result = pipeline.run(cfg, args.run_dir, resume=args.resume, progress=progress)
     if args.json:
         return emit_json(result.to_dict())
     print(format_table(result))
-    print(f"\nrun directory {args.run_dir}  ({time.perf_counter() - start:.0f} s)\nreport        {Path(args.run_dir) / 'report.html'}")
+    print(f"\nrun directory {args.run_dir}  ({time.perf_counter() - start:.0f} s)\nreport        {RunDir(args.run_dir).file('report.html')}")
     return 0
 
 

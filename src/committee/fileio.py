@@ -25,9 +25,9 @@ from committee.errors import CommitteeError
 
 
 def os_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> CommitteeError:
-    """One line for an OSError: the path and the cause, e.g. 'x/y: cannot write (No space left on device)'."""
-    where = exc.filename if exc.filename else path
-    return CommitteeError(f"{where}: {doing} ({exc.strerror or exc})")
+    """One line for an OSError: the path the user asked for (not our temporary file) and the cause,
+    e.g. 'run/members/a/weights.safetensors: cannot write (No space left on device)'."""
+    return CommitteeError(f"{path}: {doing} ({exc.strerror or exc})")
 
 
 def _umask() -> int:

@@ -62,6 +62,15 @@ class RunDir:
     def _file(self, name: str) -> Path:
         return self.path / name
 
+    RUN_FILES = ("config.json", "data.json", "metrics.json", "report.html", "report.md", "ablation.json", "seeds.json",
+                 "seeds.md", "manifest.json")
+
+    def file(self, name: str) -> Path:
+        """Where one of the run's top-level files lives (to tell the user; read it through the accessors)."""
+        if name not in self.RUN_FILES:
+            raise ValueError(f"not a run file: {name}")
+        return self._file(name)
+
     def seed_run(self, seed: int) -> "RunDir":
         """The run of one seed inside a multi-seed directory."""
         return RunDir(self.path / f"seed-{seed}")
