@@ -16,6 +16,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -317,8 +318,8 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True):
-    """Yield index tensors covering ``range(n)`` (a seeded permutation when shuffling)."""
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Yield int64 index tensors ``(batch_size,)`` (the last may be shorter) covering a seeded permutation of ``range(n)``."""
+    order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
