@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from committee.fileio import atomic_path, write_json
+from committee.fileio import atomic_path, read_json, write_json
+from committee.results import RunResult
+from committee.rundir import RunDir
 
 
 def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) -> dict:
@@ -34,22 +36,23 @@ def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) ->
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"time_to_accuracy: {preset} x{scale} failed: {proc.stderr.strip().splitlines()[-1]}")
-    doc = json.loads(proc.stdout)
-    committee = doc["committees"][rule]
+    result = RunResult.from_dict(json.loads(proc.stdout), "committee run --json")
+    committee = result.committees[rule].test
     return {"label": f"{preset} x{scale:g}", "group": f"{preset} (wall time)", "preset": preset, "scale": scale, "seed": seed,
-            "seconds": wall, "accuracy": 100 * committee["accuracy"], "ci": [100 * v for v in committee["accuracy_ci"]],
-            "members": {n: 100 * m["accuracy"] for n, m in doc["members"].items()},
-            "train_seconds": sum(m.get("train_seconds") or 0 for m in doc["members"].values()), "rule": rule}
+            "seconds": wall, "accuracy": 100 * committee.accuracy, "ci": [100 * v for v in committee.accuracy_ci],
+            "members": {n: 100 * m.test.accuracy for n, m in result.members.items()},
+            "train_seconds": sum(m.train_seconds for m in result.members.values()), "rule": rule,
+            **{k: RunDir(run_dir).environment().get(k) for k in ("cpu", "threads", "torch")}}
 
 
 def reference_point(run_dir: Path, rule: str) -> dict:
-    if not (run_dir / "metrics.json").is_file():
+    result = RunDir(run_dir).read_metrics()
+    if result is None:
         sys.exit(f"time_to_accuracy: {run_dir} has no metrics.json (run `committee evaluate --run-dir {run_dir}`)")
-    doc = json.loads((run_dir / "metrics.json").read_text())
-    committee = doc["committees"][rule]
-    seconds = committee["train_seconds"]  # the members' summed training time, as metrics.json records it
-    return {"label": run_dir.name, "group": "reference runs (training time only)", "seconds": seconds,
-            "accuracy": 100 * committee["accuracy"], "ci": [100 * v for v in committee["accuracy_ci"]], "rule": rule}
+    committee = result.committees[rule]
+    # The members' summed training time, as metrics.json records it.
+    return {"label": run_dir.name, "group": "reference runs (training time only)", "seconds": committee.train_seconds,
+            "accuracy": 100 * committee.test.accuracy, "ci": [100 * v for v in committee.test.accuracy_ci], "rule": rule}
 
 
 def main() -> None:
@@ -65,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "time_to_accuracy.json"
-    points = json.loads(results.read_text())["points"] if results.exists() else []
+    points = read_json(results)["points"] if results.exists() else []
     if not args.plot_only:
         for scale in (float(s) for s in args.scales.split(",")):
             point = run_point(args.preset, scale, args.seed, args.out / f"{args.preset}-x{scale:g}", args.rule)

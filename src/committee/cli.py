@@ -27,8 +27,6 @@ def emit_json(obj: object) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from committee.config import PRESETS
-
     parser = Parser(prog="committee", description="Train a committee of image classifiers on Fashion-MNIST and explain how each member and the committee do.")
     parser.add_argument("--version", action="version", version=f"committee {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)

@@ -130,34 +130,34 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
     from committee.data import describe, make_splits
     from committee.train import resolve_device
 
-    run = RunDir(run_dir)
+    rundir = RunDir(run_dir)
     if resume:
-        if not run.has_config():
-            raise UsageError(f"--resume: {run.path} has no config.json to resume from")
-        cfg = run.config().replace(device=device)
-        run.remove_stale_temps()  # half-written by a process killed mid-write (SIGKILL)
-        done = [m for m in cfg.members if run.is_finished(m)]
+        if not rundir.has_config():
+            raise UsageError(f"--resume: {rundir.path} has no config.json to resume from")
+        cfg = rundir.config().replace(device=device)
+        rundir.remove_stale_temps()  # half-written by a process killed mid-write (SIGKILL)
+        done = [m for m in cfg.members if rundir.is_finished(m)]
         to_train = [m for m in cfg.members if m not in done]
-        log(f"resuming {run.path}: " + (f"finished {', '.join(done)}; " if done else "") +
+        log(f"resuming {rundir.path}: " + (f"finished {', '.join(done)}; " if done else "") +
             (f"to train {', '.join(to_train)}" if to_train else "nothing left to train"))
         return cfg, to_train
     cfg.check()
     to_train = list(cfg.members)
-    if run.has_config():
-        old = run.config()
+    if rundir.has_config():
+        old = rundir.config()
         for key in DATA_FIELDS:
             if getattr(old, key) != getattr(cfg, key):
-                raise UsageError(f"{run.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir")
+                raise UsageError(f"{rundir.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir")
         cfg = cfg.replace(members=tuple(dict.fromkeys([*old.members, *cfg.members])),
                           member_options={**old.member_options, **{m: cfg.options_for(m) for m in to_train}})
     else:
         cfg = cfg.replace(member_options={m: cfg.options_for(m) for m in cfg.members})
-    run.create()
+    rundir.create()
     ds = _dataset(cfg.data_dir, cfg.verify)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = describe(ds, splits)
     log(f"data: {info['source']}, split {cfg.split}: " + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items()))
-    run.save_inputs(cfg, environment(resolve_device(cfg.device)), info, ds.labels.numpy(), dict(splits.items()))
+    rundir.save_inputs(cfg, environment(resolve_device(cfg.device)), info, ds.labels.numpy(), dict(splits.items()))
     return cfg, to_train
 
 
@@ -266,10 +266,10 @@ def ablate(cfg: RunConfig, run_dir: str | Path, base: str, factors: list[str], s
     cfg = cfg.replace(preset="ablation", members=tuple(members), rules=(), bn=False, dropout=None, augment=False,
                       member_options=members)
     train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
-    run_ = RunDir(run_dir)
-    doc = ablation.summarise(run_, members, base, list(factors))
+    rundir = RunDir(run_dir)
+    doc = ablation.summarise(rundir, members, base, list(factors))
     doc["wall_seconds"] = time.perf_counter() - start
-    run_.write_ablation(doc)
+    rundir.write_ablation(doc)
     result = evaluate(run_dir, rules=[])
     report(run_dir, result)
     return doc
@@ -317,22 +317,22 @@ def fitted_rule(run_dir: str | Path, rule: str) -> tuple[list[str], dict]:
     from committee.ensemble import check_rules, fit_rule
 
     check_rules([rule])
-    run_ = RunDir(run_dir)
-    run_.config()
-    names = run_.finished_members()
+    rundir = RunDir(run_dir)
+    rundir.config()
+    names = rundir.finished_members()
     if not names:
-        raise CommitteeError(f"{run_.path}: no finished member to predict with")
-    saved = run_.read_metrics()
+        raise CommitteeError(f"{rundir.path}: no finished member to predict with")
+    saved = rundir.read_metrics()
     if saved is not None and rule in saved.committees and saved.committees[rule].members == names:
         return names, saved.committees[rule].rule_params
-    return names, fit_rule(rule, run_.member_probs(names, "val"), run_.labels("val"))
+    return names, fit_rule(rule, rundir.member_probs(names, "val"), rundir.labels("val"))
 
 
 def load_committee(run_dir: str | Path, rule: str = "mean") -> tuple[dict, dict]:
     """The run's finished members as models (name -> nn.Module, eval mode) and the rule's parameters."""
     names, params = fitted_rule(run_dir, rule)
-    run_ = RunDir(run_dir)
-    return {n: run_.load_model(n) for n in names}, params
+    rundir = RunDir(run_dir)
+    return {n: rundir.load_model(n) for n in names}, params
 
 
 def predict(run_dir: str | Path, images: np.ndarray, rule: str = "mean") -> Prediction:

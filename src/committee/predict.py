@@ -1,9 +1,9 @@
 """Class probabilities from a trained member, with no autograd, in the fastest layout.
 
-Measured here (2 cores, batch 128 vs 1024, benchmarks/engine_ab.py): conv nets
-infer 3-6x faster in channels_last at batch 128 than in the default layout at
-batch 1024 (basic_cnn ~42k vs ~7k images/s, deep_cnn ~6.6k vs ~1.7k), so conv
-members are evaluated on a channels_last copy in batches of 128.
+Conv members are evaluated on a channels_last copy in batches of 128, which ran
+several times faster than the default layout at batch 1024 on 2 cores
+(``benchmarks/engine_ab.py``, its two "inference" rows; figures in
+``benchmarks/results/``).
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def render_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
                 for i, r in enumerate(b.rows):
                     cells = [f"**{c}**" if (i, j) in b.highlight and c and not c.startswith("**") else c for j, c in enumerate(r)]
                     out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-                out += ([f"", f"*{b.caption}*"] if b.caption else []) + [""]
+                out += (["", f"*{b.caption}*"] if b.caption else []) + [""]
             elif isinstance(b, Figure):
                 out += [f"![{b.caption}](figures/{b.name})", "", f"*{b.caption}*", ""]
     return "\n".join(out)

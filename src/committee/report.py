@@ -218,9 +218,12 @@ def training(ctx: ReportContext) -> Section:
         get = lambda k: np.array([h[k] for h in hist])  # noqa: E731
         info = ctx.members.get(name, {})
         smoothing = (info.get("recipe") or {}).get("label_smoothing") or 0.0
-        train_label = "train (running, " + ", ".join(
-            x for x in (f"label smoothing {smoothing:g}" if smoothing else "", "augmented" if info.get("augment") else "",
-                        "dropout/BN in training mode") if x) + ")"
+        types = {layer["type"] for layer in info.get("layers", [])}
+        train_mode = [t for t, present in (("dropout", any("Dropout" in t for t in types)),
+                                           ("BN", any("BatchNorm" in t for t in types))) if present]
+        train_label = "train (running average" + "".join(
+            f", {x}" for x in (f"label smoothing {smoothing:g}" if smoothing else "", "augmented" if info.get("augment") else "",
+                               f"{'/'.join(train_mode)} in training mode" if train_mode else "") if x) + ")"
         fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 2.8))
         plots.training_curves(a, b, get("epoch"), get("train_acc"), get("val_acc"), get("train_loss"), get("val_loss"),
                               ctx.result.members[name].info.get("best_epoch") or int(get("epoch")[np.argmax(get("val_acc"))]),

@@ -59,8 +59,8 @@ def log(msg: str) -> None:
 
 
 def mixed_precision(device: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU, where bf16 autocast
-    was slower on the CPUs measured without AVX512-BF16 (0.69x resnet, 0.85x deep_cnn)."""
+    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU, where bf16 autocast ran at
+    0.69-0.85x of fp32 on a Xeon without AMX (README, "Speed") and its gain elsewhere is CPU-specific."""
     if str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -1,0 +1,30 @@
+"""The README's Python example runs as shown (on the real dataset, in a fresh directory)."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from conftest import requires_real_data
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_example() -> str:
+    text = README.read_text()
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@requires_real_data
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(python_example(), "README.md (Python API)", "exec"), namespace)
+    out = capsys.readouterr().out
+    result, pred = namespace["result"], namespace["pred"]
+    assert (tmp_path / "runs/api-demo/report.html").is_file()
+    assert set(result.members) == {"shallow", "wide_deep"} and "committee:mean" in out
+    assert result.accuracy("committee:mean") > 0.75  # two epochs on 5,000 real images
+    assert pred.probs.shape == (5, 10) and np.allclose(pred.probs.sum(1), 1, atol=1e-5)
+    assert len(pred.disagreement) == 5 and ((0 <= pred.disagreement) & (pred.disagreement <= 1)).all()
