@@ -174,7 +174,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from committee.bench import format_table, run_bench
-    from committee.train import log
+    from committee.console import log
 
     doc = run_bench(list(args.members), args.batch_size, windows=args.windows, progress=log)
     if args.json:

@@ -24,17 +24,13 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from committee.config import RunConfig
+from committee.console import log
 from committee.errors import CommitteeError, UsageError
 from committee.results import RunResult
 from committee.rundir import RunDir
 
 # The data-defining fields: a run directory keeps them for life.
 DATA_FIELDS = ("split", "seed", "limit_train", "data_dir", "verify")
-
-
-def log(msg: str) -> None:
-    from committee.train import log as _log
-    _log(msg)
 
 
 # --- jobs and executors ---------------------------------------------------------

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from committee.augment import AugmentParams, augment_batch
 from committee.config import RunConfig
+from committee.console import log
 from committee.data import Dataset, Splits, batches, to_float
 from committee.engine import for_engine
 from committee.errors import CommitteeError, UsageError
@@ -52,10 +53,6 @@ def training_layout(is_conv: bool) -> torch.memory_format:
     """channels_last for conv nets (training 1.5-1.8x faster on the seed's CNNs at their batch
     sizes here: ``benchmarks/engine_ab.py``, "contiguous layout" column)."""
     return torch.channels_last if is_conv else torch.contiguous_format
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def mixed_precision(device: str) -> contextlib.AbstractContextManager:
