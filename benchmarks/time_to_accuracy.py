@@ -3,11 +3,13 @@
 Each point is a complete ``committee run --preset P --epoch-scale S`` in a fresh
 run directory, timed from launch to report, as a user would run it (so start-up,
 evaluation and report are included). Runs sequentially: do not time anything else
-beside it. Writes ``time_to_accuracy.json`` and ``time_to_accuracy.png`` to --out.
+beside it. Writes ``time_to_accuracy.json`` (each point with the CPU model, threads
+and torch version) and ``time_to_accuracy.png`` to --out; the run directories go to
+--runs-dir.
 
-    .venv/bin/python benchmarks/time_to_accuracy.py --preset fast --scales 0.25,0.5,1 --out runs/tta
+    .venv/bin/python benchmarks/time_to_accuracy.py --preset fast --scales 0.25,0.5,1 --out benchmarks/results
     # add finished runs as reference points (their summed member training time):
-    .venv/bin/python benchmarks/time_to_accuracy.py --reference runs/quick --out runs/tta --plot-only
+    .venv/bin/python benchmarks/time_to_accuracy.py --reference runs/quick --out benchmarks/results --plot-only
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def main() -> None:
     ap.add_argument("--rule", default="mean")
     ap.add_argument("--reference", type=Path, action="append", default=[], help="a finished run directory to plot too")
     ap.add_argument("--target", type=float, default=93.5)
-    ap.add_argument("--out", type=Path, default=Path("runs/time_to_accuracy"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the JSON and the figure go")
+    ap.add_argument("--runs-dir", type=Path, default=Path("runs/time_to_accuracy"), help="where the timed runs are trained")
     ap.add_argument("--plot-only", action="store_true", help="re-plot the saved points (plus --reference) without training")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,7 @@ def main() -> None:
     points = read_json(results)["points"] if results.exists() else []
     if not args.plot_only:
         for scale in (float(s) for s in args.scales.split(",")):
-            point = run_point(args.preset, scale, args.seed, args.out / f"{args.preset}-x{scale:g}", args.rule)
+            point = run_point(args.preset, scale, args.seed, args.runs_dir / f"{args.preset}-x{scale:g}", args.rule)
             print(f"{point['label']:>14}: {point['seconds']:6.0f} s wall  committee {point['accuracy']:.2f} % "
                   f"[{point['ci'][0]:.2f}, {point['ci'][1]:.2f}]", flush=True)
             points = [p for p in points if p["label"] != point["label"]] + [point]
