@@ -87,7 +87,10 @@ def training_curves(ax_acc: Axes, ax_loss: Axes, epochs: np.ndarray, train_acc: 
         ax.set_title(f"{title} {what}".strip())
         if len(epochs) < 15:
             ax.set_xticks(epochs)
-    ax_loss.legend(frameon=False, fontsize=7)
+    # One legend for both panels, below them (long labels would cover the curves): leave it room
+    # with fig.tight_layout(rect=(0, 0.12, 1, 1)).
+    handles, labels = ax_loss.get_legend_handles_labels()
+    ax_loss.figure.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=8)
     return ax_acc, ax_loss
 
 

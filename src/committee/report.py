@@ -224,11 +224,11 @@ def training(ctx: ReportContext) -> Section:
         train_label = "train (running average" + "".join(
             f", {x}" for x in (f"label smoothing {smoothing:g}" if smoothing else "", "augmented" if info.get("augment") else "",
                                f"{'/'.join(train_mode)} in training mode" if train_mode else "") if x) + ")"
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 2.8))
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
         plots.training_curves(a, b, get("epoch"), get("train_acc"), get("val_acc"), get("train_loss"), get("val_loss"),
                               ctx.result.members[name].info.get("best_epoch") or int(get("epoch")[np.argmax(get("val_acc"))]),
                               name, train_label=train_label, val_label="validation (plain cross-entropy, eval mode)")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
         caption = (f"{name}: accuracy and loss per epoch. The training line is the average over the epoch while the "
                    f"weights still move, in training mode"
                    + (f", and its loss includes label smoothing {smoothing:g}, whose floor is well above 0: compare the "
