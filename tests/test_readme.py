@@ -25,6 +25,6 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     result, pred = namespace["result"], namespace["pred"]
     assert (tmp_path / "runs/api-demo/report.html").is_file()
     assert set(result.members) == {"shallow", "wide_deep"} and "committee:mean" in out
-    assert result.accuracy("committee:mean") > 0.75  # two epochs on 5,000 real images
+    assert result.accuracy("committee:mean") > 0.78  # three epochs on 10,000 real images (82 % measured)
     assert pred.probs.shape == (5, 10) and np.allclose(pred.probs.sum(1), 1, atol=1e-5)
     assert len(pred.disagreement) == 5 and ((0 <= pred.disagreement) & (pred.disagreement <= 1)).all()

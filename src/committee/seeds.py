@@ -2,7 +2,7 @@
 
 Seed k trains in ``RUN_DIR/seed-k`` as a complete run of its own (its own split,
 initialisation and batch order, and its own report); this module summarises their
-metrics.json files. A difference between two rows is only worth reading when it
+results (RunResult). A difference between two rows is only worth reading when it
 is larger than their spread across seeds.
 """
 
