@@ -91,3 +91,34 @@ def test_adding_a_member_keeps_the_first(finished, data_dir, tmp_path):
     assert RunDir(run_dir).finished_members() == ["shallow", "wide_deep"]
     with pytest.raises(UsageError, match="was made with seed=0, not 1"):
         pipeline.train(config(data_dir, seed=1), run_dir, progress=False)
+
+
+class InterruptAfter(pipeline.LocalExecutor):
+    """Runs ``n`` jobs, then acts as if the user pressed Ctrl-C."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def run(self, jobs):
+        for k, result in enumerate(super().run(jobs)):
+            yield result
+            if k + 1 == self.n:
+                raise KeyboardInterrupt
+
+
+def test_interrupted_seeds_resume_only_what_is_missing(data_dir, tmp_path):
+    root = tmp_path / "multi"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_seeds(config(data_dir, seed=5), root, 2, progress=False, executor=InterruptAfter(1))
+    assert RunDir(root / "seed-5").finished_members() == ["shallow"]
+    assert RunDir(root / "seed-6").finished_members() == []
+    executor = RecordingExecutor()
+    resumed = pipeline.run_seeds(config(data_dir, seed=5), root, 2, resume=True, progress=False, executor=executor)
+    assert [(j.config.seed, j.member, j.resume) for j in executor.jobs] == [
+        (5, "wide_deep", True), (6, "shallow", True), (6, "wide_deep", True)]
+    straight = pipeline.run_seeds(config(data_dir, seed=5), tmp_path / "straight", 2, progress=False)
+    for seed in (5, 6):  # the same scores as a run that was never interrupted (timings aside)
+        a, b = resumed.runs[seed], straight.runs[seed]
+        assert list(a.entries()) == list(b.entries())
+        for name in a.entries():
+            assert a.get(name).val == b.get(name).val and a.get(name).test == b.get(name).test, name
