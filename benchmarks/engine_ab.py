@@ -22,7 +22,7 @@ import torch
 from committee.engine import for_engine
 from committee.fileio import write_json
 from committee.models import build_model, get_spec
-from committee.pipeline import cpu_model
+from committee.machine import cpu_model
 from committee.train import train_step
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from committee.data import load_dataset
 from committee.fileio import write_json
-from committee.pipeline import cpu_model
+from committee.machine import cpu_model
 
 
 def main() -> None:

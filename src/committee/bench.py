@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from committee.data import batches, to_float
 from committee.engine import for_engine
+from committee.machine import cpu_model
 from committee.models import build_model, get_spec
 from committee.predict import predict_logits
 
@@ -151,7 +152,6 @@ def run_bench(members: list[str], batch_size: int | None = None, n_images: int =
             "speedup_vs_textbook": ours / textbook,
         })
     committee = {"members": members, "infer_images_per_s": infer_rate(models, images)}
-    from committee.pipeline import cpu_model
     return {"members": rows, "committee": committee, "peak_gflops": peak, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "cpu": cpu_model()}
 

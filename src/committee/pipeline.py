@@ -15,7 +15,6 @@ run here, from the run directory.
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from committee.config import RunConfig
 from committee.console import log
 from committee.errors import CommitteeError, UsageError
+from committee.machine import environment
 from committee.results import RunResult
 from committee.rundir import RunDir
 
@@ -93,27 +93,6 @@ class LocalExecutor:
 
 
 # --- preparing a run ----------------------------------------------------------------
-
-
-def environment(device: str) -> dict:
-    """What a figure or run depends on: versions, device, threads, CPU model."""
-    import torch
-
-    from committee import __version__
-    return {"committee": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "device": device, "threads": torch.get_num_threads(),
-            "cpu": cpu_model()}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: str | None = None) -> tuple[RunConfig, list[str]]:
