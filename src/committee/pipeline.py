@@ -57,16 +57,18 @@ class JobResult:
 _DATASETS: dict = {}
 
 
-def _dataset(data_dir: str | None, verify: bool):
-    """The dataset, loaded once per process while its files stay the same (jobs of one run share it)."""
+def _dataset(data_dir: str | None, verify: bool, allow_download: bool = True):
+    """The dataset, loaded once per process while its files stay the same (the jobs and the report of
+    one run share it)."""
     from committee.data import candidate_dirs, find_files, load_dataset
 
     found = [find_files(d) for d in candidate_dirs(data_dir)]
     files = next((f for f in found if f is not None), None)
     key = (data_dir, verify, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()) if files else None)
     if key not in _DATASETS:
+        dataset = load_dataset(data_dir, verify=verify, allow_download=allow_download)
         _DATASETS.clear()  # one dataset in memory at a time
-        _DATASETS[key] = load_dataset(data_dir, verify=verify)
+        _DATASETS[key] = dataset
     return _DATASETS[key]
 
 
@@ -174,11 +176,9 @@ def report(run_dir: str | Path, result: RunResult | None = None) -> Path:
 
 def _report_images(run: RunDir):
     """The run's pooled images and labels for the sample grid and mistakes gallery, or the reason they are missing."""
-    from committee.data import load_dataset
-
     try:
         cfg = run.config()
-        ds = load_dataset(cfg.data_dir, verify=cfg.verify, allow_download=False)
+        ds = _dataset(cfg.data_dir, cfg.verify, allow_download=False)
         return ds.images.numpy(), ds.labels.numpy(), run.splits()
     except CommitteeError as exc:
         return str(exc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from committee.errors import CommitteeError
 
@@ -250,12 +249,3 @@ def _upgrade_v1(d: dict) -> dict:
         if c["vs_best_member"] is not None:
             c["vs_best_member"].setdefault("gain_ci", [c["vs_best_member"]["gain"]] * 2)
     return {**d, "members": members, "committees": committees, "diversity": div}
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Typed results (anything with ``to_dict``) and dataclasses as plain JSON values."""
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    return obj

@@ -257,10 +257,10 @@ class RunDir:
         """The members' saved probabilities on a split, stacked: ``(M, N, C)``."""
         out = []
         for n in names:
-            p = self.member(n).probs(split)
-            if p is None:
+            path = self._member_dir(n) / f"probs_{split}.npy"
+            if not path.exists():
                 raise CommitteeError(f"{self._member_dir(n)}: no {split} probabilities")
-            out.append(p)
+            out.append(self._npy(path))  # only the probabilities: no member.json or history to read
         return np.stack(out)
 
     def committee_probs(self, committee: CommitteeResult, split: str) -> np.ndarray:
@@ -325,7 +325,3 @@ class RunDir:
         write_text(self._file("report.md"), markdown)
         write_bytes(self._file("report.html"), html.encode("utf-8"))
         return self._file("report.html"), self._file("report.md")
-
-    @property
-    def figures_dir(self) -> Path:
-        return self.path / "figures"
