@@ -12,17 +12,22 @@ RUN_DIR ?= runs/quick
 run: install dataset
 	$(BIN)/committee run --preset quick --run-dir $(RUN_DIR)
 
-test: install dataset browser
+test: install $(VENV)/.installed-ray dataset browser
 	$(BIN)/python -m pytest -q
 
 install: $(STAMP)
 
 # torch==2.13.0 is pinned in pyproject.toml; on this kind of machine pip takes the
-# CPU wheel that lies on disk instead of a multi-GB CUDA build.
+# CPU wheel that lies on disk instead of a multi-GB CUDA build. The tests need the
+# optional Ray backend too (committee[ray]); `make run` does not use it.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
+
+$(VENV)/.installed-ray: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
+	touch $@
 
 # The real dataset from Debian's package when we can (root + apt); otherwise the
 # loader downloads the official files into ~/.cache/committee on first use.

@@ -109,6 +109,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return preset(getattr(args, "preset", None) or "quick").replace(**overrides).check()
 
 
+def executor_from_args(args: argparse.Namespace):
+    """None (the local backend) or a RayExecutor from the --backend flags."""
+    from committee.flags import BACKEND_FLAGS
+
+    given = {k: getattr(args, k) for k in BACKEND_FLAGS if getattr(args, k, None) is not None}
+    if args.backend == "local":
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise UsageError(f"{names} {'is' if len(given) == 1 else 'are'} for --backend ray only")
+        return None
+    from committee.cluster import RayExecutor
+    return RayExecutor(**given, progress=False if args.quiet else None)
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from committee.data import describe, format_description, load_dataset, make_splits
 
@@ -140,7 +154,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    results = pipeline.train(config_from_args(args), args.run_dir, resume=args.resume, progress=False if args.quiet else None)
+    results = pipeline.train(config_from_args(args), args.run_dir, resume=args.resume, progress=False if args.quiet else None,
+                             executor=executor_from_args(args))
     if args.json:
         return emit_json({"members": results})
     for r in results:
@@ -165,7 +180,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.members or args.rules:
         raise UsageError("ablate trains variants of --base; --members and --rules do not apply")
     doc = pipeline.ablate(config_from_args(args), args.run_dir, args.base, list(args.factors), args.seeds,
-                          resume=args.resume, progress=False if args.quiet else None)
+                          resume=args.resume, progress=False if args.quiet else None, executor=executor_from_args(args))
     if args.json:
         return emit_json(doc)
     print(ablation.format_table(doc) + f"\n\nwrote {RunDir(args.run_dir).file('ablation.json')} and {RunDir(args.run_dir).file('report.html')}")
@@ -262,16 +277,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from committee import seeds
     from committee.evaluate import format_table
 
-    cfg, progress = config_from_args(args), False if args.quiet else None
+    cfg, progress, executor = config_from_args(args), False if args.quiet else None, executor_from_args(args)
     start = time.perf_counter()
     if args.seeds:
-        summary = pipeline.run_seeds(cfg, args.run_dir, args.seeds, resume=args.resume, progress=progress).summary
+        summary = pipeline.run_seeds(cfg, args.run_dir, args.seeds, resume=args.resume, progress=progress,
+                                     executor=executor).summary
         if args.json:
             return emit_json(summary)
         print(seeds.format_summary(summary))
         print(f"\nwrote {RunDir(args.run_dir).file('seeds.json')} and seeds.md; each seed's report is in its seed-k directory")
         return 0
-    result = pipeline.run(cfg, args.run_dir, resume=args.resume, progress=progress)
+    result = pipeline.run(cfg, args.run_dir, resume=args.resume, progress=progress, executor=executor)
     if args.json:
         return emit_json(result.to_dict())
     print(format_table(result))

@@ -71,6 +71,24 @@ def add_preset_arg(p: argparse.ArgumentParser) -> None:
                         "50-epoch protocol); flags override it. README: measured times and accuracies")
 
 
+BACKEND_FLAGS = ("address", "cpus", "cpus_per_job", "gpus_per_job", "memory_per_job", "max_retries")
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where jobs run (README: Running on a cluster)")
+    g.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: one job after another in this process (default); ray: every member x seed x variant "
+                        "a Ray task, in parallel (pip install 'committee[ray]')")
+    g.add_argument("--address", metavar="HOST:PORT",
+                   help="join a running Ray cluster (or 'auto'; default $RAY_ADDRESS); without: a private Ray on this machine")
+    g.add_argument("--cpus", type=positive_int, metavar="N", help="private Ray: CPUs it may use (default: all)")
+    g.add_argument("--cpus-per-job", type=positive_int, metavar="N", help="CPUs (and torch threads) per job (default 1)")
+    g.add_argument("--gpus-per-job", type=non_negative_float, metavar="N", help="GPUs per job (default 0)")
+    g.add_argument("--memory-per-job", type=positive_float, metavar="GIB", help="memory reserved per job, GiB (default: none)")
+    g.add_argument("--max-retries", type=non_negative_int, metavar="N",
+                   help="retries of a job whose worker process or node died (default 2)")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     from committee.models import model_names
 
@@ -105,4 +123,5 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aug-zoom", type=probability, metavar="F", help="zoom range as a fraction (default 0.1)")
     g.add_argument("--aug-flip", type=probability, metavar="P", help="horizontal flip probability (default 0.5)")
     g.add_argument("--aug-erase", type=probability, metavar="P", help="random erasing probability (default 0)")
+    add_backend_args(p)
     add_data_args(p)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -72,18 +72,34 @@ def _dataset(data_dir: str | None, verify: bool, allow_download: bool = True):
     return _DATASETS[key]
 
 
-def run_job(job: TrainJob) -> JobResult:
-    """Train ``job.member`` into ``job.run_dir``: the unit of work every executor runs."""
+def run_job(job: TrainJob, dataset=None, run: RunDir | None = None, placement: dict | None = None,
+            resume: bool | None = None) -> JobResult:
+    """Train ``job.member``: the unit of work every executor runs.
+
+    By default into ``job.run_dir`` with the dataset loaded here; an executor may hand over
+    the dataset it shipped, another run directory to train in (a worker's scratch copy),
+    where the job runs (``placement``, recorded in member.json) and ``resume`` (a retried job
+    continues from its checkpoint).
+    """
+    import socket
+
     from committee.data import make_splits
     from committee.train import resolve_device, train_member
 
     start = time.perf_counter()
     cfg = job.config
-    ds = _dataset(cfg.data_dir, cfg.verify)
+    ds = dataset if dataset is not None else _dataset(cfg.data_dir, cfg.verify)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
-    info = train_member(job.member, ds, splits, cfg, RunDir(job.run_dir), resolve_device(cfg.device), job.progress,
-                        resume=job.resume)
+    info = train_member(job.member, ds, splits, cfg, run or RunDir(job.run_dir), resolve_device(cfg.device), job.progress,
+                        resume=job.resume if resume is None else resume,
+                        placement=placement or {"node": "local", "hostname": socket.gethostname()})
     return JobResult(job, info, time.perf_counter() - start)
+
+
+class Executor(Protocol):
+    """Runs training jobs and yields their results as they finish (any order)."""
+
+    def run(self, jobs: list[TrainJob]) -> Iterator[JobResult]: ...
 
 
 class LocalExecutor:
@@ -146,7 +162,7 @@ def _jobs(run_dir: str | Path, cfg: RunConfig, members: list[str], resume: bool,
 
 
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-          executor: LocalExecutor | None = None) -> list[dict]:
+          executor: Executor | None = None) -> list[dict]:
     """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run); returns member.json dicts."""
     cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
     return [r.info for r in (executor or LocalExecutor()).run(_jobs(run_dir, cfg, members, resume, progress))]
@@ -185,7 +201,7 @@ def _report_images(run: RunDir):
 
 
 def run(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-        executor: LocalExecutor | None = None) -> RunResult:
+        executor: Executor | None = None) -> RunResult:
     """Train, evaluate and report one run; returns its results."""
     train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
     result = evaluate(run_dir)
@@ -200,7 +216,7 @@ class SeedsResult:
 
 
 def run_seeds(cfg: RunConfig, run_dir: str | Path, seeds: int, *, resume: bool = False, progress: bool | None = None,
-              executor: LocalExecutor | None = None) -> SeedsResult:
+              executor: Executor | None = None) -> SeedsResult:
     """The whole config ``seeds`` times (seeds cfg.seed ..), each a complete run in RUN_DIR/seed-k; mean +- std."""
     from committee import seeds as seeds_mod
 
@@ -229,7 +245,7 @@ def run_seeds(cfg: RunConfig, run_dir: str | Path, seeds: int, *, resume: bool =
 
 
 def ablate(cfg: RunConfig, run_dir: str | Path, base: str, factors: list[str], seeds: int, *,
-           resume: bool = False, progress: bool | None = None, executor: LocalExecutor | None = None) -> dict:
+           resume: bool = False, progress: bool | None = None, executor: Executor | None = None) -> dict:
     """Train ``base`` with each factor on alone and all together, ``seeds`` seeds each; ablation.json's content."""
     from committee import ablation
 
@@ -334,5 +350,5 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
     return compare_runs(RunDir(run_a), results(run_a), RunDir(run_b), results(run_b))
 
 
-__all__ = ["TrainJob", "JobResult", "LocalExecutor", "run_job", "prepare", "train", "evaluate", "results", "report",
+__all__ = ["TrainJob", "JobResult", "Executor", "LocalExecutor", "run_job", "prepare", "train", "evaluate", "results", "report",
            "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "fitted_rule", "compare", "SeedsResult"]

@@ -48,8 +48,15 @@ class MemberArtifacts:
 
 
 class RunDir:
-    def __init__(self, path: str | Path):
+    """One run directory. ``keeps_manifest=False``: member writes leave manifest.json alone (a cluster
+    worker writing in place beside other workers; the driver records the checksums with :meth:`record_member`)."""
+
+    # The files of a finished member, in the order they are written (member.json last marks it finished).
+    MEMBER_FILES = ("weights.safetensors", "history.csv", "probs_val.npy", "probs_test.npy", "member.json")
+
+    def __init__(self, path: str | Path, keeps_manifest: bool = True):
         self.path = Path(path)
+        self.keeps_manifest = keeps_manifest
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -220,8 +227,45 @@ class RunDir:
         write_npy(d / "probs_val.npy", probs_val)
         write_npy(d / "probs_test.npy", probs_test)
         write_json(d / "member.json", info)
-        self._record(d / "weights.safetensors", d / "probs_val.npy", d / "probs_test.npy", d / "member.json")
-        (d / "checkpoint.safetensors").unlink(missing_ok=True)
+        if self.keeps_manifest:
+            self.record_member(name)
+        self.discard_checkpoint(name)
+
+    def discard_checkpoint(self, name: str) -> None:
+        try:
+            (self._member_dir(name) / "checkpoint.safetensors").unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass
+
+    def record_member(self, name: str) -> None:
+        """Add a finished member's checksums to manifest.json."""
+        d = self._member_dir(name)
+        self._record(*(d / f for f in self.MEMBER_FILES if f != "history.csv"))
+
+    def member_files(self, name: str) -> dict[str, bytes]:
+        """A finished member's files as bytes (to ship them from a worker to the driver)."""
+        d = self._member_dir(name)
+        try:
+            return {f: (d / f).read_bytes() for f in self.MEMBER_FILES}
+        except OSError as exc:
+            raise os_error(exc.filename or d, exc, "cannot read") from None
+
+    def import_member(self, name: str, files: dict[str, bytes]) -> None:
+        """Write a member trained elsewhere (:meth:`member_files`), each file atomically, member.json last."""
+        unknown = set(files) - set(self.MEMBER_FILES)
+        if unknown or "member.json" not in files:
+            raise CommitteeError(f"member {name}: unexpected files {sorted(unknown) or 'without member.json'}")
+        d = ensure_dir(self._member_dir(name))
+        for f in self.MEMBER_FILES:
+            if f in files:
+                write_bytes(d / f, files[f])
+        self.record_member(name)
+        self.discard_checkpoint(name)
+
+    def digest(self) -> str:
+        """SHA-256 of config.json: a worker that reads the same digest at the same path shares our filesystem."""
+        path = self._file("config.json")
+        return sha256_file(path) if path.is_file() else ""
 
     # --- members: once trained ----------------------------------------------------
 

@@ -244,8 +244,11 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     return row
 
 
-def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunDir) -> dict:
-    """Reload the best epoch's weights, save validation and test probabilities and member.json; returns it."""
+def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunDir, placement: dict | None = None) -> dict:
+    """Reload the best epoch's weights, save validation and test probabilities and member.json; returns it.
+
+    placement: where it was trained (``node``, ``hostname``), recorded in member.json.
+    """
     run.load_weights(t.name, t.model)
     probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device)
     probs_test, infer_s_per_1000 = timed_predict_probs(t.model, dataset.images[splits.test], device=t.device)
@@ -273,13 +276,15 @@ def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunD
         "train_images_per_s": n_train * len(t.history) / t.train_seconds if t.train_seconds else None,
         "infer_seconds_per_1000": infer_s_per_1000,
         "device": t.device,
+        "threads": torch.get_num_threads(),
+        **(placement or {}),
     }
     run.finish_member(t.name, probs_val, probs_test, info)
     return info
 
 
 def train_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
-                 progress: bool | None = None, resume: bool = False) -> dict:
+                 progress: bool | None = None, resume: bool = False, placement: dict | None = None) -> dict:
     """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
 
     Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
@@ -288,4 +293,4 @@ def train_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, ru
     t = setup_member(name, dataset, splits, cfg, run, device, resume)
     while not t.done:
         run_epoch(t, run, progress)
-    return finish_member(t, dataset, splits, run)
+    return finish_member(t, dataset, splits, run, placement)
