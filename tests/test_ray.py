@@ -204,18 +204,22 @@ def test_a_job_that_raises_is_reported_and_the_others_finish(cluster, data_dir, 
     assert not RunDir(run_dir).is_finished("fast_cnn")
 
 
-def test_the_cli_runs_a_study_on_the_cluster_and_resumes_after_the_driver_is_killed(cluster, data_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_the_cli_runs_a_study_on_the_cluster_and_resumes_after_the_driver_is_killed(cluster, data_dir, tmp_path, sig):
     run_dir = tmp_path / "cli"
     base = CLI + ["train", "--run-dir", str(run_dir), "--data-dir", str(data_dir), "--no-verify", "--quiet",
                   "--backend", "ray", "--address", cluster.address]
-    driver = subprocess.Popen(base + ["--members", "shallow,basic_cnn", "--epochs", "15"],
+    driver = subprocess.Popen(base + ["--members", "shallow,basic_cnn", "--epochs", "30"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     member_json = run_dir / "members" / "shallow" / "member.json"
     history = run_dir / "members" / "basic_cnn" / "history.csv"
     wait_for(lambda: member_json.exists() and history.exists(), what="shallow to finish")
     finished_bytes = member_json.read_bytes()
-    driver.send_signal(signal.SIGKILL)
+    driver.send_signal(sig)
     driver.wait(30)
+    if sig == signal.SIGTERM:  # stopped cleanly, with the way to go on (not Ray's own SIGTERM stack dump)
+        assert driver.returncode == 130
+        assert f"--backend ray --address {cluster.address} --resume" in driver.stderr.read()
     assert not RunDir(run_dir).is_finished("basic_cnn")
 
     resumed = subprocess.run(base + ["--resume"], capture_output=True, text=True, timeout=300)
@@ -223,7 +227,7 @@ def test_the_cli_runs_a_study_on_the_cluster_and_resumes_after_the_driver_is_kil
     assert "finished shallow; to train basic_cnn" in resumed.stderr
     assert "ray: 1 job(s)" in resumed.stderr
     assert member_json.read_bytes() == finished_bytes  # the finished member was not trained again
-    assert RunDir(run_dir).member_info("basic_cnn")["epochs_run"] == 15
+    assert RunDir(run_dir).member_info("basic_cnn")["epochs_run"] == 30
 
     report = subprocess.run(CLI + ["evaluate", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr

@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if args is not None and getattr(args, "run_dir", None) and args.command in ("train", "run"):
             seeds = f" --seeds {args.seeds}" if getattr(args, "seeds", None) else ""
-            hint = f"; continue with: committee {args.command} --run-dir {args.run_dir}{seeds} --resume"
+            backend = " --backend ray" + (f" --address {args.address}" if args.address else "") if args.backend == "ray" else ""
+            hint = f"; continue with: committee {args.command} --run-dir {args.run_dir}{seeds}{backend} --resume"
         print(f"\ncommittee: interrupted; finished epochs and members are saved{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +172,10 @@ class RayExecutor:
         if ray.is_initialized():  # the caller's own ray.init
             return ray, False
         quiet = {"include_dashboard": False, "log_to_driver": True, "logging_level": "warning"}
+        # ray.init puts in its own SIGTERM handler (a stack dump, exit 1); keep ours, which stops
+        # as cleanly as Ctrl-C: pending jobs cancelled, a private Ray shut down, the --resume hint.
+        main_thread = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
         try:
             if address:
                 ray.init(address=address, **quiet)
@@ -178,6 +184,9 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             raise CommitteeError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
+        finally:
+            if sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
         return ray, True
 
     def check_resources(self, ray) -> dict[str, float]:
@@ -233,13 +242,21 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
+    def _running(self, ray, pending: int) -> int:
+        """Jobs running now, from the CPUs in use (the cluster's other users count too)."""
+        in_use = ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
+        return min(pending, round(in_use / self.cpus_per_job))
+
     def _collect(self, ray, submitted: dict, tqdm) -> Iterator[JobResult]:
         """Jobs in completion order: write each member as it lands; failures at the end, in one line."""
         pending, failed = list(submitted), []
         bar = tqdm(total=len(pending), unit="job", desc="jobs", file=sys.stderr, disable=self.progress is False or None)
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                done, pending = ray.wait(pending, num_returns=1, timeout=2.0)
+                if not done:  # nothing finished yet: refresh the running count
+                    bar.set_postfix(running=self._running(ray, len(pending)), queued_or_running=len(pending), failed=len(failed))
+                    continue
                 job = submitted[done[0]]
                 label = f"{job.run_dir.name}/{job.member}"
                 try:
@@ -258,7 +275,7 @@ class RayExecutor:
                         f"{len(submitted) - len(pending)}/{len(submitted)} finished or failed")
                     yield JobResult(job, info, out["seconds"])
                 bar.update(1)
-                bar.set_postfix(waiting_or_running=len(pending), failed=len(failed))
+                bar.set_postfix(running=self._running(ray, len(pending)), queued_or_running=len(pending), failed=len(failed))
         except (KeyboardInterrupt, GeneratorExit):
             for ref in pending:
                 ray.cancel(ref, force=True)
