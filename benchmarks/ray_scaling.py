@@ -91,7 +91,7 @@ def overhead(ray, how: str, member: str, cfg: RunConfig) -> dict:
     connect = time.perf_counter() - t0
     RayExecutor().check_resources(ray)
     t1 = time.perf_counter()
-    ref = ray.put(_pack(_dataset(cfg.data_dir, cfg.verify)))
+    ref = ray.put(_pack(_dataset(cfg)))
     put = time.perf_counter() - t1
     t_submit = time.time()
     times = ray.get(ray.remote(first_epoch_task).options(num_cpus=1).remote(TrainJob(Path("unused"), member, cfg), ref, t_submit))

@@ -37,3 +37,24 @@ def test_exact_parameter_counts(name):
 def test_unknown_model():
     with pytest.raises(UsageError, match="unknown model 'resnet9000'"):
         build_model("resnet9000")
+
+
+@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("channels, size, classes", [(3, 32, 5), (1, 16, 3), (3, 64, 100)])
+def test_every_model_takes_the_input_shape_and_class_count(name, channels, size, classes):
+    model = build_model(name, in_channels=channels, image_size=size, n_classes=classes)
+    out = model(torch.rand(2, channels, size, size))
+    assert out.shape == (2, classes)
+    model.eval()
+    assert model(torch.rand(2, channels, size, size)).shape == (2, classes)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_PARAMS))
+def test_the_seed_shape_passed_explicitly_keeps_the_seed_counts(name):
+    assert count_params(build_model(name, in_channels=1, image_size=28, n_classes=10)) == EXPECTED_PARAMS[name]
+
+
+def test_an_image_too_small_for_an_architecture_is_a_clear_error():
+    with pytest.raises(UsageError, match="deep_cnn cannot take 8x8 images.*--image-size"):
+        build_model("deep_cnn", image_size=8)
+    assert build_model("bn_cnn", image_size=8)(torch.rand(2, 1, 8, 8)).shape == (2, 10)

@@ -174,6 +174,23 @@ def test_files_come_back_as_bytes_without_a_shared_filesystem(cluster, data_dir,
         RunDir(tmp_path / "shipped").member("shallow")
 
 
+def test_own_data_ships_to_the_cluster(cluster, tmp_path):
+    """An .npz that exists only on the driver: RGB 16x16, three classes."""
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 3
+    x = rng.integers(0, 50, (240, 16, 16, 3), dtype=np.uint8)
+    for i, k in enumerate(y):
+        x[i, 4:12, 4:12, k] = 220
+    np.savez(tmp_path / "own.npz", x_train=x[:180], y_train=y[:180], x_test=x[180:], y_test=y[180:],
+             class_names=np.array(["red", "green", "blue"]))
+    cfg = RunConfig(members=("shallow", "fast_cnn"), rules=("mean",), epochs=2, data=str(tmp_path / "own.npz"))
+    result = pipeline.run(cfg, tmp_path / "run", progress=False, executor=RayExecutor())
+    run = RunDir(tmp_path / "run")
+    assert run.class_names() == ["red", "green", "blue"] and run.input_shape() == (3, 16, 16)
+    assert {run.member_info(m)["model_kwargs"]["in_channels"] for m in cfg.members} == {3}
+    assert result.accuracy("committee:mean") > 0.9
+
+
 # --- faults ----------------------------------------------------------------------------------
 
 

@@ -64,13 +64,11 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
 
 def summarise(run: RunDir, members: dict[str, dict], base: str, factors: list[str]) -> dict:
     """Per-variant mean ± std of test accuracy, macro-F1 and NLL; paired differences to the base."""
-    from committee import CLASS_NAMES
-
     labels = run.labels("test")
     per_run = []
     for name, opts in members.items():
         art = run.member(name)
-        m = evaluate_probs(labels, art.probs_test, CLASS_NAMES)
+        m = evaluate_probs(labels, art.probs_test, run.class_names())
         per_run.append({"member": name, "variant": opts["variant"], "seed": opts["seed"], "accuracy": m["accuracy"],
                         "macro_f1": m["macro_f1"], "nll": m["nll"], "val_accuracy": art.info.get("best_val_acc"),
                         "train_seconds": art.info.get("train_seconds"), "best_epoch": art.info.get("best_epoch")})

@@ -124,10 +124,12 @@ def executor_from_args(args: argparse.Namespace):
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from committee.data import describe, format_description, load_dataset, make_splits
+    from committee.data import describe, format_description, make_splits
+    from committee.sources import load
 
-    ds = load_dataset(args.data_dir, verify=args.verify is not False)
-    info = describe(ds, make_splits(ds, args.split or "official", args.seed or 0, args.limit_train))
+    cfg = config_from_args(args)
+    ds = load(cfg.data_spec())
+    info = describe(ds, make_splits(ds, cfg.split, cfg.seed, cfg.limit_train))
     if args.json:
         return emit_json(info)
     print(format_description(info))
@@ -205,10 +207,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from committee.images import expand_inputs, load_image, load_npy
 
     check_rules([args.rule])
+    run = RunDir(args.run_dir)
+    own_data = run.config().data != "fashion-mnist"
+    shape = run.input_shape()
     files, arrays, errors = [], [], []
     for path in expand_inputs(args.inputs):
         try:
-            batch = load_npy(path) if path.suffix.lower() == ".npy" else load_image(path, args.invert)[None]
+            batch = (load_npy(path, shape) if path.suffix.lower() == ".npy"
+                     else load_image(path, args.invert, shape if own_data else None)[None])
         except CommitteeError as exc:
             errors.append({"file": str(path), "error": str(exc)})
             continue
@@ -248,7 +254,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         path = export_onnx(args.run_dir, args.out, args.rule, args.input_dtype)
     if args.json:
         return emit_json({"onnx": str(path), "rule": args.rule, "input_dtype": args.input_dtype})
-    print(f"wrote {path} (rule {args.rule}, input {args.input_dtype} (N, 1, 28, 28), output probabilities (N, 10))")
+    c, size, _ = RunDir(args.run_dir).input_shape()
+    n_classes = len(RunDir(args.run_dir).class_names())
+    print(f"wrote {path} (rule {args.rule}, input {args.input_dtype} (N, {c}, {size}, {size}), output probabilities (N, {n_classes}))")
     return 0
 
 

@@ -227,9 +227,9 @@ class RayExecutor:
                 options["memory"] = int(self.memory_per_job * 2**30)
             shipped, submitted = {}, {}
             for job in jobs:
-                key = (job.config.data_dir, job.config.verify)
+                key = job.config.data_spec()
                 if key not in shipped:  # once per dataset (all seeds and variants share one)
-                    shipped[key] = ray.put(_pack(_dataset(*key)))
+                    shipped[key] = ray.put(_pack(_dataset(job.config)))
                 run = RunDir(job.run_dir)
                 if not job.resume:
                     run.discard_checkpoint(job.member)  # a fresh job must not continue an older attempt

@@ -19,6 +19,7 @@ from committee.errors import CommitteeError, UsageError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SPLITS = ("official", "seed")
 SCHEDULES = ("constant", "onecycle", "cosine")
+CHANNELS = ("auto", "1", "3")
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip", "aug_erase",
                   "width", "optimizer", "schedule", "weight_decay", "label_smoothing")
@@ -32,6 +33,12 @@ class RunConfig:
     split: str = "official"
     data_dir: str | None = None
     verify: bool = True
+    # The data (committee.sources): fashion-mnist, a class-folder tree, a folder with an IDX set, or a .npz.
+    data: str = "fashion-mnist"
+    image_size: int | None = None  # None: the data's own size (28 for Fashion-MNIST)
+    channels: str = "auto"  # 1, 3 or auto (RGB if any image is in colour)
+    classes: tuple[str, ...] | None = None  # class names of an IDX set
+    strict: bool = False  # refuse unreadable images in a folder instead of skipping them
     # None: the preset's per-member epochs (member_epochs), else default_epochs.
     epochs: int | None = None
     member_epochs: dict[str, int] = field(default_factory=dict)
@@ -95,6 +102,10 @@ class RunConfig:
         if not self.members:
             raise UsageError("give at least one member")
         check_rules(self.rules)
+        if self.channels not in CHANNELS:
+            raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
+        if self.image_size is not None and not 4 <= self.image_size <= 512:
+            raise UsageError(f"--image-size must be 4-512, got {self.image_size}")
         if self.split not in SPLITS:
             raise UsageError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         for member in (*self.members, None):
@@ -109,6 +120,11 @@ class RunConfig:
                 raise UsageError("--label-smoothing must be in [0, 1)")
             self.augment_params(member)
         return self
+
+    def data_spec(self):
+        """The run's data as :class:`committee.sources.DataSpec`."""
+        from committee.sources import DataSpec
+        return DataSpec(self.data, self.data_dir, self.verify, self.image_size, self.channels, self.classes, self.strict)
 
     def replace(self, **overrides: Any) -> "RunConfig":
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -132,8 +148,8 @@ class RunConfig:
         if unknown:
             raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
         kw = {k: v for k, v in d.items() if k in names}
-        for key in ("members", "rules"):
-            if key in kw:
+        for key in ("members", "rules", "classes"):
+            if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)
 

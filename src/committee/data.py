@@ -169,9 +169,10 @@ def download(directory: Path, base_urls: tuple[str, ...] | None = None, quiet: b
 class Dataset:
     """All images pooled in memory.
 
-    images: uint8 ``(N, 28, 28)``, the official train images then the official test images.
+    images: uint8 ``(N, S, S)`` (grayscale; Fashion-MNIST: ``(N, 28, 28)``) or ``(N, 3, S, S)``
+    (RGB), the training images then the test images.
     labels: int64 ``(N,)``.
-    n_train_official: how many of the pool come from the official training file.
+    n_train_official: how many of the pool come from the training set.
     """
 
     images: torch.Tensor
@@ -181,10 +182,16 @@ class Dataset:
     verified: bool
     downloaded: bool = False
     class_names: tuple[str, ...] = field(default=CLASS_NAMES)
+    skipped: tuple[str, ...] = ()  # unreadable files left out (class-folder sources)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, S, S)``: what a model takes."""
+        return (1, *self.images.shape[1:]) if self.images.dim() == 3 else tuple(self.images.shape[1:])
 
 
 def load_dataset(data_dir: str | os.PathLike | None = None, verify: bool = True, allow_download: bool = True) -> Dataset:
@@ -286,12 +293,14 @@ def describe(dataset: Dataset, splits: Splits) -> dict:
     labels = dataset.labels.numpy()
     n_classes = len(dataset.class_names)
     return {
-        "dataset": "fashion-mnist" if dataset.verified else "mnist-format (unverified)",
+        "dataset": "fashion-mnist" if dataset.verified else "own data",
         "source": dataset.source,
         "verified": dataset.verified,
         "downloaded": dataset.downloaded,
         "image_shape": list(dataset.image_shape),
+        "input_shape": list(dataset.input_shape),
         "classes": list(dataset.class_names),
+        "skipped": list(dataset.skipped),
         "split": splits.kind,
         "splits": {
             name: {"size": int(len(idx)), "per_class": np.bincount(labels[idx], minlength=n_classes).tolist()}
@@ -305,6 +314,9 @@ def format_description(info: dict) -> str:
     lines = [f"dataset   {info['dataset']} ({'verified by SHA-256' if info['verified'] else 'not verified'})",
              f"source    {info['source']}{' (downloaded)' if info['downloaded'] else ''}",
              f"images    {'x'.join(map(str, info['image_shape']))} uint8, {len(info['classes'])} classes, split '{info['split']}'"]
+    if info.get("skipped"):
+        lines.append(f"skipped   {len(info['skipped'])} unreadable: " + ", ".join(info["skipped"][:5])
+                     + (" ..." if len(info["skipped"]) > 5 else ""))
     width = max(len(c) for c in info["classes"])
     lines.append(f"\n{'class':<{width + 4}}" + "".join(f"{s:>9}" for s in info["splits"]))
     for i, c in enumerate(info["classes"]):
@@ -314,8 +326,8 @@ def format_description(info: dict) -> str:
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(B, 28, 28)`` -> float32 ``(B, 1, 28, 28)`` in [0, 1]."""
-    return images.unsqueeze(1).float().div_(255.0)
+    """uint8 ``(B, S, S)`` or ``(B, C, S, S)`` -> float32 ``(B, C, S, S)`` in [0, 1]."""
+    return (images.unsqueeze(1) if images.dim() == 3 else images).float().div_(255.0)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from committee import CLASS_NAMES
 from committee.ensemble import RULES, check_rules, combine, fit_rule
 from committee.errors import CommitteeError
 from committee.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
@@ -32,7 +31,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         if len(m.probs_val) != len(labels_val):
             raise CommitteeError(f"{run.path}: member {m.name} has {len(m.probs_val)} validation rows for {len(labels_val)} labels")
     has_test = labels_test is not None and all(m.probs_test is not None for m in members)
-    classes = list(CLASS_NAMES)
+    classes = run.class_names()
 
     def scores(labels: np.ndarray, probs: np.ndarray) -> Scores:
         return Scores.from_dict(evaluate_probs(labels, probs, classes))

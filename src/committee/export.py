@@ -1,7 +1,7 @@
 """Export a whole committee (members and its rule) as one ONNX graph.
 
-Input ``images``: ``(N, 1, 28, 28)``, uint8 in [0, 255] or float in [0, 1] (one graph
-per dtype; choose with ``--input-dtype``). Output ``probabilities``: ``(N, 10)``.
+Input ``images``: ``(N, C, S, S)`` (Fashion-MNIST: ``(N, 1, 28, 28)``), uint8 in [0, 255] or float in [0, 1] (one graph
+per dtype; choose with ``--input-dtype``). Output ``probabilities``: ``(N, K)``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ EXPORTABLE_RULES = ("mean", "weighted", "vote")
 
 
 class CommitteeModule(nn.Module):
-    """Members + a fitted rule as one module: images ``(N, 1, 28, 28)`` -> probabilities ``(N, 10)``."""
+    """Members + a fitted rule as one module: images ``(N, C, S, S)`` -> probabilities ``(N, K)``."""
 
     def __init__(self, members: list[nn.Module], weights: list[float] | None, vote: bool = False, uint8_input: bool = False):
         super().__init__()
@@ -31,9 +31,10 @@ class CommitteeModule(nn.Module):
         x = images.float() / 255.0 if self.uint8_input else images
         if self.vote:
             # Hard vote: the share of members whose top class is c (ties resolved by argmax: lowest index).
-            outs = [F.one_hot(m(x).argmax(dim=1), 10).float() for m in self.members]
+            logits = [m(x) for m in self.members]
+            outs = [F.one_hot(z.argmax(dim=1), z.shape[1]).float() for z in logits]
             return torch.stack(outs).mean(dim=0)
-        probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members])  # (M, N, 10)
+        probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members])  # (M, N, K)
         return (probs * self.weights[:, None, None]).sum(dim=0)
 
 
@@ -55,9 +56,11 @@ def export_onnx(run_dir: str | Path, out: Path, rule: str = "mean", input_dtype:
         raise CommitteeError("ONNX export needs the onnx and onnxscript packages: pip install 'committee[export]'") from None
     from committee.fileio import atomic_path
 
+    from committee.rundir import RunDir
+
     module = build_committee_module(run_dir, rule, input_dtype == "uint8")
-    example = (torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8) if input_dtype == "uint8"
-               else torch.rand(2, 1, 28, 28))
+    shape = (2, *RunDir(run_dir).input_shape())
+    example = torch.randint(0, 256, shape, dtype=torch.uint8) if input_dtype == "uint8" else torch.rand(shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     with atomic_path(out) as tmp:
         program = torch.onnx.export(module, (example,), dynamo=True, input_names=["images"],

@@ -53,7 +53,15 @@ def name_list(text: str) -> tuple[str, ...]:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
+    g = p.add_argument_group("data (README: Your own data)")
+    g.add_argument("--data", metavar="SOURCE",
+                   help="fashion-mnist (default), a folder of class folders (root/<class>/*.png, or root/train/ and "
+                        "root/test/), a folder with an MNIST-style IDX set, or a .npz with x_train, y_train, x_test, y_test")
+    g.add_argument("--image-size", type=positive_int, metavar="S",
+                   help="resize images to S x S (default: the data's own size if all images share it, else 28)")
+    g.add_argument("--channels", choices=("auto", "1", "3"), help="1 (grayscale), 3 (RGB) or auto (RGB if any image is in colour)")
+    g.add_argument("--classes", type=name_list, metavar="A,B,...", help="class names of an IDX set (default: its classes.txt, else 0..K-1)")
+    g.add_argument("--strict", action="store_true", default=None, help="refuse a folder with unreadable images instead of skipping them")
     g.add_argument("--data-dir", help="directory holding the four IDX files (.gz or raw); "
                    "default: $COMMITTEE_DATA_DIR, ~/.cache/committee/fashion-mnist, /usr/share/datasets/fashion-mnist")
     g.add_argument("--split", choices=SPLITS, help="official: 54k/6k/10k test (default); seed: the seed's pooled 60,200/7,000/2,800")

@@ -1,4 +1,5 @@
-"""Turn a user's pictures into Fashion-MNIST-style inputs: uint8 ``(28, 28)``, garment light on dark.
+"""Turn a user's pictures into a run's inputs: Fashion-MNIST style, uint8 ``(28, 28)``, garment
+light on dark; or, for a run on your own data, its own size and channels.
 
 Fashion-MNIST was made by fitting each product photo into 28x28 (longest side 28,
 aspect ratio kept, centred), converting to grayscale and inverting it, so the
@@ -40,8 +41,13 @@ def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
     return canvas
 
 
-def load_image(path: Path, invert: str = "auto") -> np.ndarray:
-    """Read any PNG/JPEG/BMP/GIF/WebP (any mode) into a uint8 ``(28, 28)`` array, or raise CommitteeError."""
+def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Read any PNG/JPEG/BMP/GIF/WebP (any mode), or raise CommitteeError.
+
+    input_shape None: Fashion-MNIST style, uint8 ``(28, 28)`` (see :func:`to_fashion_mnist`).
+    ``(C, S, S)``: a run on your own data: converted and resized to S x S exactly as its
+    class folders were decoded (committee.sources), uint8 ``(S, S)`` or ``(3, S, S)``.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -59,6 +65,9 @@ def load_image(path: Path, invert: str = "auto") -> np.ndarray:
                 if im.width * im.height > MAX_PIXELS:
                     raise CommitteeError(f"image too large ({im.width}x{im.height} pixels)")
                 im.seek(0)  # first frame of an animation
+                if input_shape is not None:
+                    from committee.sources import convert
+                    return convert(im, input_shape[1], input_shape[0] == 3)
                 if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
                     # Transparent areas become white, like the product photos' studio background.
                     rgba = im.convert("RGBA")
@@ -80,16 +89,19 @@ def load_image(path: Path, invert: str = "auto") -> np.ndarray:
     return to_fashion_mnist(gray, invert)
 
 
-def load_npy(path: Path) -> np.ndarray:
-    """A ``(N, 28, 28)`` array, uint8 or float in [0, 1], as uint8 ``(N, 28, 28)``."""
+def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """An array of images of the run's input shape (``(N, S, S)``, or ``(N, 3, S, S)`` for RGB),
+    uint8 or float in [0, 1], as uint8."""
+    c, h, w = input_shape
+    expected = (h, w) if c == 1 else (c, h, w)
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise CommitteeError(f"not a readable .npy array ({str(exc).splitlines()[0]})") from None
-    if arr.ndim == 2:
+    if arr.ndim == len(expected):
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
-        raise CommitteeError(f"expected shape (N, 28, 28), got {arr.shape}")
+    if arr.shape[1:] != expected:
+        raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got {arr.shape}")
     if arr.dtype == np.uint8:
         return arr
     if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():

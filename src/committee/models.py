@@ -1,7 +1,9 @@
 """One registry of architectures: ``build_model(name)`` -> ``nn.Module``.
 
-Contract: input float ``(B, 1, 28, 28)`` in [0, 1], output logits ``(B, 10)``; no
-softmax inside a model. The seed's five architectures match the Keras originals'
+Contract: input float ``(B, C, S, S)`` in [0, 1], output logits ``(B, K)``; no softmax
+inside a model. Every factory takes the input geometry and class count
+(``in_channels=C``, ``image_size=S``, ``n_classes=K``; default Fashion-MNIST's 1, 28, 10),
+and on those defaults the seed's five architectures match the Keras originals'
 trainable parameter counts exactly (tests/test_models.py checks each count).
 """
 
@@ -18,6 +20,19 @@ from committee.errors import UsageError
 
 N_CLASSES = 10
 VARIANT_FLAGS = ("bn", "dropout", "width")
+INPUT_FLAGS = ("in_channels", "image_size", "n_classes")
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's or pooling's output for a square input of side ``size``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _check_size(name: str, side: int, image_size: int) -> int:
+    if side < 1:
+        raise UsageError(f"{name} cannot take {image_size}x{image_size} images (its feature maps shrink to nothing); "
+                         f"use --image-size to upscale them or another member")
+    return side
 
 
 @dataclass(frozen=True)
@@ -36,12 +51,18 @@ class ModelSpec:
         """Variant flags (``--bn``, ``--dropout``, ``--width``) the factory accepts."""
         return tuple(p for p in inspect.signature(self.factory).parameters if p in VARIANT_FLAGS)
 
-    def kwargs_for(self, bn: bool = False, dropout: float | None = None, width: int | None = None) -> dict:
-        """Factory keyword arguments for the variant flags this architecture supports.
+    def kwargs_for(self, bn: bool = False, dropout: float | None = None, width: int | None = None,
+                   input_shape: tuple[int, int, int] | None = None, n_classes: int | None = None) -> dict:
+        """Factory keyword arguments for the variant flags this architecture supports, and the
+        input geometry ``(C, S, S)`` and class count where they are not Fashion-MNIST's.
 
         ``None`` leaves the architecture's own default; flags it has no option for are ignored.
         """
         kw: dict = {}
+        if input_shape is not None and tuple(input_shape) != (1, 28, 28):
+            kw["in_channels"], kw["image_size"] = int(input_shape[0]), int(input_shape[1])
+        if n_classes is not None and n_classes != N_CLASSES:
+            kw["n_classes"] = int(n_classes)
         if "bn" in self.options:
             kw["bn"] = bool(bn)
         if "dropout" in self.options and dropout is not None:
@@ -84,8 +105,9 @@ def count_params(model: nn.Module) -> int:
 
 # ReLUs run in place everywhere: same results, and no extra activation tensor is written.
 @register("shallow", "Flatten -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=128, is_conv=False)
-def shallow() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(inplace=True), nn.Linear(128, N_CLASSES))
+def shallow(in_channels: int = 1, image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size ** 2, 128), nn.ReLU(inplace=True),
+                         nn.Linear(128, n_classes))
 
 
 def _dropout(p: float) -> nn.Module:
@@ -93,28 +115,34 @@ def _dropout(p: float) -> nn.Module:
 
 
 @register("basic_cnn", "Conv 32 3x3 ReLU -> MaxPool 2 -> Dense 128 ReLU -> Dense 10 (seed question 1)", batch_size=64, is_conv=True)
-def basic_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
+def basic_cnn(bn: bool = False, dropout: float = 0.0, in_channels: int = 1, image_size: int = 28,
+              n_classes: int = N_CLASSES) -> nn.Module:
+    side = _check_size("basic_cnn", conv_out(image_size, 3) // 2, image_size)  # 28 -> 26 -> 13
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        nn.Flatten(), nn.Linear(32 * 13 * 13, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
+        nn.Conv2d(in_channels, 32, 3), *([nn.BatchNorm2d(32)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        _dropout(dropout),
+        nn.Flatten(), nn.Linear(32 * side * side, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, n_classes),
     )
 
 
 @register("deep_cnn", "Conv 64 -> MaxPool -> Conv 128 -> MaxPool -> Dense 256 -> Dense 10 (seed question 1)", batch_size=64, is_conv=True)
-def deep_cnn(bn: bool = False, dropout: float = 0.0) -> nn.Module:
+def deep_cnn(bn: bool = False, dropout: float = 0.0, in_channels: int = 1, image_size: int = 28,
+             n_classes: int = N_CLASSES) -> nn.Module:
+    side = _check_size("deep_cnn", conv_out(conv_out(image_size, 3) // 2, 3) // 2, image_size)  # 28 -> 26 -> 13 -> 11 -> 5
     return nn.Sequential(
-        nn.Conv2d(1, 64, 3), *([nn.BatchNorm2d(64)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
+        nn.Conv2d(in_channels, 64, 3), *([nn.BatchNorm2d(64)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
         nn.Conv2d(64, 128, 3), *([nn.BatchNorm2d(128)] if bn else []), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        nn.Flatten(), nn.Linear(128 * 5 * 5, 256), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(256, N_CLASSES),
+        nn.Flatten(), nn.Linear(128 * side * side, 256), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(256, n_classes),
     )
 
 
 @register("bn_cnn", "Conv 32 same -> BN -> MaxPool -> Dropout -> Conv 64 same -> BN -> MaxPool -> Dropout -> Dense 128 -> Dropout -> Dense 10 (seed extra task)", batch_size=64, is_conv=True)
-def bn_cnn(dropout: float = 0.25) -> nn.Module:
+def bn_cnn(dropout: float = 0.25, in_channels: int = 1, image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
+    side = _check_size("bn_cnn", image_size // 4, image_size)  # 28 -> 14 -> 7
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(2), _dropout(dropout),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, N_CLASSES),
+        nn.Flatten(), nn.Linear(64 * side * side, 128), nn.ReLU(inplace=True), _dropout(dropout), nn.Linear(128, n_classes),
     )
 
 
@@ -125,14 +153,14 @@ class WideDeep(nn.Module):
     -> concat(input 784, hidden 30) = 814 -> Dense 10.
     """
 
-    def __init__(self, hidden: int = 30, dropout: float = 0.2):
+    def __init__(self, hidden: int = 30, dropout: float = 0.2, n_inputs: int = 784, n_classes: int = N_CLASSES):
         super().__init__()
         self.flatten = nn.Flatten()
         self.deep = nn.Sequential(
-            nn.Linear(784, hidden), nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), _dropout(dropout),
+            nn.Linear(n_inputs, hidden), nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), _dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.BatchNorm1d(hidden), _dropout(dropout),
         )
-        self.head = nn.Linear(784 + hidden, N_CLASSES)
+        self.head = nn.Linear(n_inputs + hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.flatten(x)
@@ -140,15 +168,15 @@ class WideDeep(nn.Module):
 
 
 @register("wide_deep", "Wide-and-deep MLP: input concat 2x(Dense 30 -> BN -> Dropout) -> Dense 10 (seed question 2)", batch_size=128, is_conv=False)
-def wide_deep(dropout: float = 0.2) -> nn.Module:
-    return WideDeep(dropout=dropout)
+def wide_deep(dropout: float = 0.2, in_channels: int = 1, image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
+    return WideDeep(dropout=dropout, n_inputs=in_channels * image_size ** 2, n_classes=n_classes)
 
 
 class FlipTTA(nn.Module):
     """Test-time augmentation: in eval mode, average the class probabilities of the image
     and its mirror image; in training mode, the plain network.
 
-    Returns log-probabilities ``(B, 10)`` in eval mode, which are valid logits (softmax
+    Returns log-probabilities ``(B, K)`` in eval mode, which are valid logits (softmax
     gives the averaged probabilities back), so predict, evaluate and export need no change.
     """
 
@@ -167,7 +195,8 @@ def _conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: i
     return [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def _fast_cnn(width: int, depth: int, tta: bool) -> nn.Module:
+def _fast_cnn(width: int, depth: int, tta: bool, in_channels: int = 1, image_size: int = 28,
+              n_classes: int = N_CLASSES) -> nn.Module:
     """Built for time to accuracy on a CPU (preset ``fast``): no layer works at 28x28.
 
     A 4x4 stride-2 "patch" convolution takes the image to 14x14 at once, a 3x3 stride-2
@@ -176,26 +205,29 @@ def _fast_cnn(width: int, depth: int, tta: bool) -> nn.Module:
     Batch norm lets a one-cycle schedule run at a high learning rate.
     (B, 1, 28, 28) -> 14x14xW -> 7x7x2W [-> 7x7x2W] -> Dense 128 -> 10.
     """
-    layers = [*_conv_bn(1, width, kernel=4, stride=2, padding=1), *_conv_bn(width, 2 * width, stride=2)]
+    side = _check_size("fast_cnn", conv_out(conv_out(image_size, 4, 2, 1), 3, 2, 1), image_size)  # 28 -> 14 -> 7
+    layers = [*_conv_bn(in_channels, width, kernel=4, stride=2, padding=1), *_conv_bn(width, 2 * width, stride=2)]
     if depth == 3:
         layers += _conv_bn(2 * width, 2 * width)
-    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(inplace=True),
-                        nn.Linear(128, N_CLASSES))
+    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * side * side, 128), nn.ReLU(inplace=True),
+                        nn.Linear(128, n_classes))
     return FlipTTA(net) if tta else net
 
 
 @register("fast_cnn", "Patch conv 4x4/2 32 -> Conv 3x3/2 64 -> Conv 3x3 64 (BN) -> Dense 128 -> 10, flip TTA (fast preset)",
           batch_size=128, is_conv=True)
-def fast_cnn(width: int = 32, tta: bool = True) -> nn.Module:
+def fast_cnn(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+             n_classes: int = N_CLASSES) -> nn.Module:
     """~6.4 MFLOP forward; ~8,400 training images/s here (bn_cnn: ~3,900)."""
-    return _fast_cnn(width, 3, tta)
+    return _fast_cnn(width, 3, tta, in_channels, image_size, n_classes)
 
 
 @register("fast_cnn_s", "fast_cnn without its 7x7 conv: Patch conv 4x4/2 32 -> Conv 3x3/2 64 (BN) -> Dense 128 -> 10, flip TTA",
           batch_size=128, is_conv=True)
-def fast_cnn_s(width: int = 32, tta: bool = True) -> nn.Module:
+def fast_cnn_s(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+               n_classes: int = N_CLASSES) -> nn.Module:
     """~2.8 MFLOP forward; ~10,000 training images/s here."""
-    return _fast_cnn(width, 2, tta)
+    return _fast_cnn(width, 2, tta, in_channels, image_size, n_classes)
 
 
 class BasicBlock(nn.Module):
@@ -215,19 +247,27 @@ class BasicBlock(nn.Module):
 
 @register("resnet", "Small ResNet: patch conv 4x4/2 -> 3 basic blocks at 14x14, 7x7, 4x4 (W, 2W, 4W) -> global pool -> 10, flip TTA (strong preset)",
           batch_size=128, is_conv=True)
-def resnet(width: int = 32, tta: bool = True) -> nn.Module:
+def resnet(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+           n_classes: int = N_CLASSES) -> nn.Module:
     """A ResNet sized for 28x28 images and a CPU budget (preset ``strong``).
 
     The patch stem (as in fast_cnn) skips work at 28x28; each stage is one basic block,
     the last two downsample by stride 2. ``width`` scales every layer (``--width``; the
     path to more accuracy on a GPU). (B, 1, 28, 28) -> 14x14xW -> 7x7x2W -> 4x4x4W -> 4W -> 10.
     """
+    _check_size("resnet", conv_out(image_size, 4, 2, 1), image_size)
     net = nn.Sequential(
-        *_conv_bn(1, width, kernel=4, stride=2, padding=1),
+        *_conv_bn(in_channels, width, kernel=4, stride=2, padding=1),
         BasicBlock(width, width), BasicBlock(width, 2 * width, stride=2), BasicBlock(2 * width, 4 * width, stride=2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, N_CLASSES),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, n_classes),
     )
     return FlipTTA(net) if tta else net
+
+
+def input_shape_of(model_kwargs: dict) -> tuple[int, int, int]:
+    """``(C, S, S)`` a model built with these factory arguments takes."""
+    size = model_kwargs.get("image_size", 28)
+    return (model_kwargs.get("in_channels", 1), size, size)
 
 
 def summary(model: nn.Module, input_shape: tuple[int, ...] = (1, 1, 28, 28)) -> list[dict]:

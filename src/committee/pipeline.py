@@ -30,7 +30,7 @@ from committee.results import RunResult
 from committee.rundir import RunDir
 
 # The data-defining fields: a run directory keeps them for life.
-DATA_FIELDS = ("split", "seed", "limit_train", "data_dir", "verify")
+DATA_FIELDS = ("split", "seed", "limit_train", "data_dir", "verify", "data", "image_size", "channels", "classes", "strict")
 
 
 # --- jobs and executors ---------------------------------------------------------
@@ -57,16 +57,23 @@ class JobResult:
 _DATASETS: dict = {}
 
 
-def _dataset(data_dir: str | None, verify: bool, allow_download: bool = True):
-    """The dataset, loaded once per process while its files stay the same (the jobs and the report of
-    one run share it)."""
-    from committee.data import candidate_dirs, find_files, load_dataset
+def _dataset(cfg: RunConfig, allow_download: bool = True):
+    """The run's dataset, loaded once per process while its files stay the same (the jobs and the
+    report of one run share it)."""
+    from committee.data import candidate_dirs, find_files
+    from committee.sources import FASHION, load
 
-    found = [find_files(d) for d in candidate_dirs(data_dir)]
-    files = next((f for f in found if f is not None), None)
-    key = (data_dir, verify, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()) if files else None)
+    spec = cfg.data_spec()
+    if spec.source == FASHION:
+        found = [find_files(d) for d in candidate_dirs(spec.data_dir)]
+        files = next((f for f in found if f is not None), None)
+        stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values()) if files else None
+    else:
+        path = Path(spec.source)
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+    key = (spec, stamp)
     if key not in _DATASETS:
-        dataset = load_dataset(data_dir, verify=verify, allow_download=allow_download)
+        dataset = load(spec, allow_download=allow_download)
         _DATASETS.clear()  # one dataset in memory at a time
         _DATASETS[key] = dataset
     return _DATASETS[key]
@@ -88,7 +95,7 @@ def run_job(job: TrainJob, dataset=None, run: RunDir | None = None, placement: d
 
     start = time.perf_counter()
     cfg = job.config
-    ds = dataset if dataset is not None else _dataset(cfg.data_dir, cfg.verify)
+    ds = dataset if dataset is not None else _dataset(cfg)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = train_member(job.member, ds, splits, cfg, run or RunDir(job.run_dir), resolve_device(cfg.device), job.progress,
                         resume=job.resume if resume is None else resume,
@@ -121,6 +128,7 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
     members trained before stay, with their options).
     """
     from committee.data import describe, make_splits
+    from committee.sources import FASHION
     from committee.train import resolve_device
 
     rundir = RunDir(run_dir)
@@ -135,6 +143,8 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
             (f"to train {', '.join(to_train)}" if to_train else "nothing left to train"))
         return cfg, to_train
     cfg.check()
+    if cfg.data != FASHION:  # a path: absolute, so --resume and cluster workers find it from anywhere
+        cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
     to_train = list(cfg.members)
     if rundir.has_config():
         old = rundir.config()
@@ -146,7 +156,7 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
     else:
         cfg = cfg.replace(member_options={m: cfg.options_for(m) for m in cfg.members})
     rundir.create()
-    ds = _dataset(cfg.data_dir, cfg.verify)
+    ds = _dataset(cfg)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = describe(ds, splits)
     log(f"data: {info['source']}, split {cfg.split}: " + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items()))
@@ -194,7 +204,7 @@ def _report_images(run: RunDir):
     """The run's pooled images and labels for the sample grid and mistakes gallery, or the reason they are missing."""
     try:
         cfg = run.config()
-        ds = _dataset(cfg.data_dir, cfg.verify, allow_download=False)
+        ds = _dataset(cfg, allow_download=False)
         return ds.images.numpy(), ds.labels.numpy(), run.splits()
     except CommitteeError as exc:
         return str(exc)
@@ -327,21 +337,25 @@ def load_committee(run_dir: str | Path, rule: str = "mean") -> tuple[dict, dict]
 
 
 def predict(run_dir: str | Path, images: np.ndarray, rule: str = "mean") -> Prediction:
-    """Committee predictions for uint8 images ``(N, 28, 28)`` (Fashion-MNIST style: light garment on dark)."""
+    """Committee predictions for uint8 images of the run's input shape: ``(N, 28, 28)`` for
+    Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)`` for your own data."""
     import torch
 
-    from committee import CLASS_NAMES
     from committee.ensemble import combine
     from committee.predict import predict_probs
 
+    run = RunDir(run_dir)
+    run.config()
+    c, size, _ = run.input_shape()
+    expected = (size, size) if c == 1 else (c, size, size)
     images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise UsageError(f"images must be uint8 of shape (N, 28, 28), got {images.dtype} {images.shape}")
+    if images.ndim != 1 + len(expected) or images.shape[1:] != expected or images.dtype != np.uint8:
+        raise UsageError(f"images must be uint8 of shape (N, {', '.join(map(str, expected))}), got {images.dtype} {images.shape}")
     models, params = load_committee(run_dir, rule)
     x = torch.from_numpy(np.ascontiguousarray(images))
     per_member = {name: predict_probs(model, x) for name, model in models.items()}
     probs = combine(rule, params, np.stack(list(per_member.values())))
-    return Prediction(list(CLASS_NAMES), rule, probs, per_member)
+    return Prediction(run.class_names(), rule, probs, per_member)
 
 
 def compare(run_a: str | Path, run_b: str | Path) -> dict:

@@ -24,6 +24,14 @@ STYLE = {
 plt.rcParams.update(STYLE)
 
 
+def show_image(ax: Axes, image: np.ndarray) -> None:
+    """One uint8 image: ``(S, S)`` grayscale (dark on light, as printed) or ``(3, S, S)`` RGB as it is."""
+    if image.ndim == 3:
+        ax.imshow(image.transpose(1, 2, 0))
+    else:
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+
+
 def sample_grid(images_by_class: list[np.ndarray], class_names: list[str]) -> Figure:
     """A row per class of sample images. ``images_by_class[k]`` is uint8 ``(n_k, 28, 28)``."""
     per_row = max((len(x) for x in images_by_class), default=1)
@@ -35,7 +43,7 @@ def sample_grid(images_by_class: list[np.ndarray], class_names: list[str]) -> Fi
             for s in ax.spines.values():
                 s.set_visible(False)
             if j < len(images_by_class[k]):
-                ax.imshow(images_by_class[k][j], cmap="gray_r", vmin=0, vmax=255)
+                show_image(ax, images_by_class[k][j])
         row[0].set_ylabel(f"{k} {name}", rotation=0, ha="right", va="center", fontsize=8)
     return fig
 
@@ -140,7 +148,7 @@ def mistakes(images: np.ndarray, true: list[str], pred: list[str], confidence: n
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
-            ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255)
+            show_image(ax, images[i])
             ax.set_title(f"true {true[i]}\npred {pred[i]}\n{100 * confidence[i]:.0f} %", fontsize=6.5, fontweight="normal")
     fig.subplots_adjust(hspace=0.9)
     return fig

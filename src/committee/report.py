@@ -69,12 +69,13 @@ class ReportContext:
     @classmethod
     def build(cls, run: RunDir, result: RunResult, images) -> "ReportContext":
         """``images``: (pooled images, pooled labels, split indices), or why they are not available."""
-        from committee.models import summary, build_model
+        from committee.models import build_model, input_shape_of, summary
 
         members = {n: run.member_info(n) for n in result.members}
         for info in members.values():
             if "layers" not in info and info.get("arch"):  # runs trained before member.json kept its layer table
-                info["layers"] = summary(build_model(info["arch"], **(info.get("model_kwargs") or {})))
+                kwargs = info.get("model_kwargs") or {}
+                info["layers"] = summary(build_model(info["arch"], **kwargs), (1, *input_shape_of(kwargs)))
         ctx = cls(run, result, run.config(), run.environment(), run.data_info(), run.ablation(), members,
                   {n: run.history(n) for n in result.members}, run.labels("test"))
         if isinstance(images, str):

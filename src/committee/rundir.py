@@ -138,6 +138,17 @@ class RunDir:
         path = self._file("data.json")
         return read_json(path, "data description") if path.exists() else None
 
+    def class_names(self) -> list[str]:
+        """The run's class names (data.json), Fashion-MNIST's for runs made before it recorded them."""
+        from committee import CLASS_NAMES
+        info = self.data_info() or {}
+        return list(info.get("classes") or CLASS_NAMES)
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, S, S)`` the run's models take (data.json), (1, 28, 28) for older runs."""
+        info = self.data_info() or {}
+        return tuple(info.get("input_shape") or (1, 28, 28))
+
     def splits(self) -> dict[str, np.ndarray]:
         """Index arrays into the dataset's pooled images, per split."""
         return {s: self._npy(self.path / "splits" / f"{s}.npy") for s in SPLIT_NAMES}

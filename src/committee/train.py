@@ -31,7 +31,7 @@ from committee.console import log
 from committee.data import Dataset, Splits, batches, to_float
 from committee.engine import for_engine
 from committee.errors import CommitteeError, UsageError
-from committee.models import ModelSpec, build_model, count_params, get_spec, summary
+from committee.models import ModelSpec, build_model, count_params, get_spec, input_shape_of, summary
 from committee.predict import predict_logits, timed_predict_probs
 from committee.rundir import RunDir
 
@@ -132,7 +132,7 @@ class MemberTraining:
     layout: torch.memory_format
     aug_params: AugmentParams | None
     generators: dict[str, torch.Generator | None]  # "batches", "augment": both in the checkpoint
-    x_train: torch.Tensor  # uint8 (N, 28, 28)
+    x_train: torch.Tensor  # uint8 (N, S, S) or (N, C, S, S)
     y_train: torch.Tensor  # int64 (N,)
     x_val: torch.Tensor
     y_val: torch.Tensor
@@ -165,7 +165,7 @@ def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, ru
     run.start_member(name)
     seed = member_seed(opts["seed"], name)
     torch.manual_seed(seed)
-    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"])
+    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names))
     layout = training_layout(spec.is_conv)
     model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
     aug_params = cfg.augment_params(name) if opts["augment"] else None
@@ -255,7 +255,7 @@ def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunD
     n_train = len(t.x_train)
     # The layer table of the model as the registry builds it (flip-TTA models run their net twice:
     # summary records each layer once).
-    layers = summary(build_model(t.spec.name, **t.model_kwargs))
+    layers = summary(build_model(t.spec.name, **t.model_kwargs), (1, *input_shape_of(t.model_kwargs)))
     info = {
         "name": t.name,
         "arch": t.spec.name,
