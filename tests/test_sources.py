@@ -169,3 +169,12 @@ def test_a_committee_on_the_digits_folder(digits, tmp_path):
                               text=True, timeout=300, env=env)
     assert exported.returncode == 0, exported.stderr
     assert "(N, 1, 8, 8)" in exported.stdout and "(N, 10)" in exported.stdout
+
+
+def test_a_member_too_small_for_the_images_fails_before_training(digits, tmp_path):
+    from committee import RunConfig, pipeline
+
+    cfg = RunConfig(members=("shallow", "deep_cnn"), epochs=1, data=str(digits["npz"]))
+    with pytest.raises(UsageError, match="deep_cnn cannot take 8x8 images"):
+        pipeline.train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "members").exists()

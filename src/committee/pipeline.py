@@ -159,9 +159,20 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
     ds = _dataset(cfg)
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = describe(ds, splits)
+    _check_members_fit(cfg, to_train, ds)
     log(f"data: {info['source']}, split {cfg.split}: " + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items()))
     rundir.save_inputs(cfg, environment(resolve_device(cfg.device)), info, ds.labels.numpy(), dict(splits.items()))
     return cfg, to_train
+
+
+def _check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
+    """Build each member once for the data's shape, so one too small for it fails before any training."""
+    from committee.models import build_model, get_spec
+
+    for m in members:
+        o = cfg.options_for(m)
+        spec = get_spec(o["arch"])
+        build_model(spec.name, **spec.kwargs_for(o["bn"], o["dropout"], o["width"], ds.input_shape, len(ds.class_names)))
 
 
 def _jobs(run_dir: str | Path, cfg: RunConfig, members: list[str], resume: bool, progress: bool | None) -> list[TrainJob]:

@@ -58,7 +58,7 @@ def load(spec: DataSpec, allow_download: bool = True):
     if spec.source == FASHION:
         ds = load_dataset(spec.data_dir, verify=spec.verify, allow_download=allow_download)
         return conform(ds, spec)
-    path = Path(spec.source).expanduser()
+    path = Path(spec.source).expanduser().resolve()
     if not path.exists():
         raise UsageError(f"--data {spec.source}: no such file or folder (give fashion-mnist, a folder of class "
                          f"folders, a folder with an IDX set, or a .npz)")
