@@ -130,6 +130,9 @@ def test_a_folder_of_mixed_images_is_decoded_once_and_cached(shapes, monkeypatch
 def test_strict_refuses_unreadable_images_and_bad_sources_are_one_line(shapes, tmp_path):
     with pytest.raises(CommitteeError, match="1 unreadable image.*broken.png.*--strict"):
         load(DataSpec(str(shapes), strict=True))
+    load(DataSpec(str(shapes)))  # cached now, with the skipped file recorded: --strict still refuses
+    with pytest.raises(CommitteeError, match="1 unreadable image.*broken.png.*--strict"):
+        load(DataSpec(str(shapes), strict=True))
     with pytest.raises(UsageError, match="no such file or folder"):
         load(DataSpec(str(tmp_path / "nope")))
     (tmp_path / "one" / "only").mkdir(parents=True)
@@ -178,3 +181,16 @@ def test_a_member_too_small_for_the_images_fails_before_training(digits, tmp_pat
     with pytest.raises(UsageError, match="deep_cnn cannot take 8x8 images"):
         pipeline.train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "members").exists()
+
+
+def test_ablate_and_compare_work_on_own_data(digits, tmp_path):
+    from committee import RunConfig, pipeline
+
+    cfg = RunConfig(epochs=2, data=str(digits["npz"]))
+    doc = pipeline.ablate(cfg, tmp_path / "ablation", "bn_cnn", ["dropout"], 1, progress=False)
+    assert {row["variant"] for row in doc["variants"]} >= {"base", "+dropout"}
+    a = pipeline.run(cfg.replace(members=("shallow",), rules=("mean",)), tmp_path / "a", progress=False)
+    b = pipeline.run(cfg.replace(members=("shallow",), rules=("mean",), seed=1), tmp_path / "b", progress=False)
+    assert a.classes == list(NAMES) == b.classes
+    compared = pipeline.compare(tmp_path / "a", tmp_path / "b")
+    assert "shallow" in str(compared)

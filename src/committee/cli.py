@@ -66,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify your own images (PNG, JPEG, BMP, GIF, WebP, .npy, folders) with a trained committee")
     p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, .npy arrays of shape (N, 28, 28), or directories")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, .npy arrays of the run's input shape ((N, 28, 28) for Fashion-MNIST), or directories")
     p.add_argument("--rule", default="mean", help="committee rule (default mean)")
     p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="classes to show per image (default 3)")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
-                   help="make the garment light on dark: auto detects a light background (default)")
+                   help="Fashion-MNIST runs: make the garment light on dark; auto detects a light background (default). "
+                        "Runs on your own data convert images as their folders were decoded, without inversion")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser("export", help="export the whole committee (members + rule) as one ONNX graph")

@@ -108,7 +108,8 @@ def _plt():
 def summary(ctx: ReportContext) -> Section:
     sec = Section("summary", "Summary")
     r, best = ctx.result, ctx.result.best_member
-    where = "official test set" if r.split == "official" else f"{r.split} split's test set"
+    own_data = ctx.config.data != "fashion-mnist"
+    where = "test set" if own_data else "official test set" if r.split == "official" else f"{r.split} split's test set"
     n = r.n_test if r.has_test else r.n_val
     if not r.has_test:
         sec.p("**This run has no test labels: every number below is on the validation split.**")
@@ -528,7 +529,9 @@ def write_report(ctx: ReportContext) -> Path:
     sections = [s for s in (section(ctx) for section in SECTIONS) if s is not None]
     cfg = ctx.config
     title = "Committee report"
-    subtitle = (f"Run `{ctx.run.path}` · preset {cfg.preset} · split {cfg.split} · seed {cfg.seed} · members "
+    data = "" if cfg.data == "fashion-mnist" else (
+        f"data `{cfg.data}` ({len(ctx.classes)} classes, {'×'.join(map(str, ctx.run.input_shape()))}) · ")
+    subtitle = (f"Run `{ctx.run.path}` · {data}preset {cfg.preset} · split {cfg.split} · seed {cfg.seed} · members "
                 f"{', '.join(ctx.result.members)} · generated {time.strftime('%Y-%m-%d %H:%M')}")
     if ctx.left_out:
         sections[0].p("Left out of this report: " + "; ".join(ctx.left_out) + ".")

@@ -276,9 +276,6 @@ def load_folder(root: Path, spec: DataSpec):
     for i, d in zip(good, decoded):
         if isinstance(d, str):
             bad[listing.files[i]] = d
-    if bad and spec.strict:
-        first = next(iter(bad.items()))
-        raise CommitteeError(f"{root}: {len(bad)} unreadable image(s), e.g. {first[0]}: {first[1]} (--strict)")
     keep = [(i, d) for i, d in zip(good, decoded) if not isinstance(d, str)]
     images = np.stack([d for _, d in keep]) if keep else np.zeros((0, size, size), np.uint8)
     labels = np.array([listing.labels[i] for i, _ in keep], dtype=np.int64)
@@ -293,6 +290,9 @@ def load_folder(root: Path, spec: DataSpec):
 def _from_decoded(listing: FolderListing, images: np.ndarray, labels: np.ndarray, parts: np.ndarray, meta: dict, spec: DataSpec):
     from committee.data import _stratified
 
+    if meta["skipped"] and spec.strict:
+        first, why = next(iter(meta["skipped"].items()))
+        raise CommitteeError(f"{listing.root}: {len(meta['skipped'])} unreadable image(s), e.g. {first}: {why} (--strict)")
     if meta["skipped"]:
         log(f"data: skipped {len(meta['skipped'])} unreadable image(s) in {listing.root}: "
             + ", ".join(list(meta["skipped"])[:3]) + (" ..." if len(meta["skipped"]) > 3 else ""))
