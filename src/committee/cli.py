@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", type=Path, metavar="RUN_B")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("shift", help="trust under shift: corruption suite, out-of-distribution detection, selective prediction")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--limit", type=positive_int, metavar="N", help="score the first N test images only (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
+    p.add_argument("--ood", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder of your own out-of-distribution images (repeatable), besides digits and noise")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print shift.json on stdout")
+
     p = sub.add_parser("report", help="write report.html, report.md and figures/ for a run")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--json", action="store_true", help="print the report's paths as JSON")
@@ -271,6 +280,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shift(args: argparse.Namespace) -> int:
+    from committee.shift import format_table
+
+    for d in args.ood:
+        if not d.is_dir():
+            raise UsageError(f"--ood {d}: not a folder")
+    doc = pipeline.shift(args.run_dir, args.limit, args.seed, args.ood, progress=False if args.quiet else None)
+    if args.json:
+        return emit_json(doc)
+    print(format_table(doc) + f"\n\nwrote {RunDir(args.run_dir).file('shift.json')}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     path = pipeline.report(args.run_dir)
@@ -306,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report,
             "run": cmd_run, "ablate": cmd_ablate, "bench": cmd_bench, "predict": cmd_predict, "export": cmd_export,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "shift": cmd_shift}
 
 
 def _terminate(signum, frame) -> None:

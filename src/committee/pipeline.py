@@ -369,6 +369,16 @@ def predict(run_dir: str | Path, images: np.ndarray, rule: str = "mean") -> Pred
     return Prediction(run.class_names(), rule, probs, per_member)
 
 
+def shift(run_dir: str | Path, limit: int | None = None, seed: int = 0, ood_dirs: list | None = None,
+          progress: bool | None = None) -> dict:
+    """Members and rules under the corruption suite, OOD detection and selective prediction; writes shift.json."""
+    from committee.shift import evaluate_shift
+
+    doc = evaluate_shift(run_dir, limit, seed, [Path(d) for d in ood_dirs or []], progress)
+    RunDir(run_dir).write_shift(doc)
+    return doc
+
+
 def compare(run_a: str | Path, run_b: str | Path) -> dict:
     """Two runs side by side, with the significance of each difference (see committee.compare)."""
     from committee.compare import compare_runs
@@ -376,4 +386,5 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
 
 
 __all__ = ["TrainJob", "JobResult", "Executor", "LocalExecutor", "run_job", "prepare", "train", "evaluate", "results", "report",
-           "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "fitted_rule", "compare", "SeedsResult"]
+           "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "fitted_rule", "compare", "SeedsResult",
+           "shift"]

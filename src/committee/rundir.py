@@ -3,7 +3,7 @@
     config.json  data.json  splits/{train,val,test}.npy  labels_val.npy  labels_test.npy
     members/<name>/{weights.safetensors, history.csv, probs_val.npy, probs_test.npy, member.json}
     members/<name>/checkpoint.safetensors   (while the member trains)
-    metrics.json  report.html  report.md  figures/*.png  ablation.json
+    metrics.json  report.html  report.md  figures/*.png  ablation.json  shift.json (committee shift)
     manifest.json   SHA-256 of every weights, probability and label file
     seed-<k>/      one complete run per seed (``committee run --seeds K``), seeds.json, seeds.md
 
@@ -70,7 +70,7 @@ class RunDir:
         return self.path / name
 
     RUN_FILES = ("config.json", "data.json", "metrics.json", "report.html", "report.md", "ablation.json", "seeds.json",
-                 "seeds.md", "manifest.json")
+                 "seeds.md", "manifest.json", "shift.json")
 
     def file(self, name: str) -> Path:
         """Where one of the run's top-level files lives (to tell the user; read it through the accessors)."""
@@ -345,13 +345,25 @@ class RunDir:
         write_json(self._file("metrics.json"), result.to_dict())
         return self._file("metrics.json")
 
+    def _read_doc(self, name: str) -> dict | None:
+        path = self._file(name)
+        return read_json(path, name) if path.exists() else None
+
+    def _write_doc(self, name: str, doc: dict) -> Path:
+        write_json(self._file(name), doc)
+        return self._file(name)
+
     def ablation(self) -> dict | None:
-        path = self._file("ablation.json")
-        return read_json(path, "ablation summary") if path.exists() else None
+        return self._read_doc("ablation.json")
 
     def write_ablation(self, doc: dict) -> Path:
-        write_json(self._file("ablation.json"), doc)
-        return self._file("ablation.json")
+        return self._write_doc("ablation.json", doc)
+
+    def shift(self) -> dict | None:
+        return self._read_doc("shift.json")
+
+    def write_shift(self, doc: dict) -> Path:
+        return self._write_doc("shift.json", doc)
 
     def write_seeds(self, summary: dict, markdown: str) -> Path:
         write_json(self._file("seeds.json"), summary)
