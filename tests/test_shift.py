@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from committee import RunConfig, pipeline
-from committee.shift import ood_metrics, ood_scores, risk_coverage
+from committee.shift import fit_abstention, ood_metrics, ood_scores, risk_coverage
 from conftest import synthetic_arrays, write_dataset
 
 
@@ -42,13 +42,17 @@ def test_mutual_information_is_the_members_disagreement():
     assert raw["energy"][0] < 0
 
 
-def test_committee_shift_on_a_finished_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    data = tmp_path / "data"
-    write_dataset(data, synthetic_arrays(n_train=400, n_test=120))
-    run_dir = tmp_path / "run"
-    pipeline.run(RunConfig(members=("shallow", "basic_cnn"), rules=("mean", "vote"), epochs=3, data_dir=str(data),
-                           verify=False), run_dir, progress=False)
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shift")
+    write_dataset(root / "data", synthetic_arrays(n_train=400, n_test=120))
+    pipeline.run(RunConfig(members=("shallow", "basic_cnn"), rules=("mean", "vote"), epochs=3, data_dir=str(root / "data"),
+                           verify=False), root / "run", progress=False)
+    return root / "run"
+
+
+def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
+    run_dir = finished_run
     ood = tmp_path / "ood"
     ood.mkdir()
     from PIL import Image
@@ -70,3 +74,43 @@ def test_committee_shift_on_a_finished_run(tmp_path, monkeypatch):
     bad = subprocess.run([sys.executable, "-m", "committee", "shift", "--run-dir", str(run_dir), "--ood", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_abstention_thresholds_on_hand_made_arrays():
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    labels = np.array([0, 0, 1, 0, 0])  # the third most confident is wrong
+    by_coverage = fit_abstention(probs, labels, coverage=0.4)
+    assert by_coverage["confidence_threshold"] == pytest.approx(0.9)
+    assert by_coverage["validation"] == {"coverage": 0.4, "accuracy": 1.0}
+    # Running accuracy of the k most confident: 1, 1, 2/3, 3/4, 4/5.
+    assert fit_abstention(probs, labels, accuracy=0.9)["confidence_threshold"] == pytest.approx(0.9)
+    assert fit_abstention(probs, labels, accuracy=0.8)["confidence_threshold"] == pytest.approx(0.6)
+    assert fit_abstention(probs, 1 - labels, accuracy=0.99)["validation"]["coverage"] == 0.0
+
+
+def test_abstention_reads_validation_only(finished_run, tmp_path):
+    import shutil
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(finished_run, poisoned)
+    before = pipeline.abstention(poisoned, "mean", coverage=0.8)
+    rng = np.random.default_rng(0)
+    np.save(poisoned / "labels_test.npy", rng.integers(0, 10, 120))  # poison the test split: labels and probabilities
+    for m in ("shallow", "basic_cnn"):
+        np.save(poisoned / "members" / m / "probs_test.npy", rng.random((120, 10)).astype(np.float32))
+    assert pipeline.abstention(poisoned, "mean", coverage=0.8) == before
+
+
+def test_predict_abstains_and_flags_out_of_distribution(finished_run, tmp_path):
+    images = np.concatenate([synthetic_arrays(n_train=10, n_test=0)["train_images"],
+                             np.random.default_rng(1).integers(0, 256, (10, 28, 28), dtype=np.uint8)])
+    np.save(tmp_path / "x.npy", images)
+    out = subprocess.run([sys.executable, "-m", "committee", "predict", "--run-dir", str(finished_run), str(tmp_path / "x.npy"),
+                          "--abstain", "--coverage", "0.5", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    rows, gate = doc["predictions"], doc["abstention"]
+    assert all(r["abstained"] == (r["probability"] < gate["confidence_threshold"]) for r in rows)
+    assert all(r["out_of_distribution"] == (r["entropy"] > gate["ood_threshold"]) for r in rows)
+    bad = subprocess.run([sys.executable, "-m", "committee", "predict", "--run-dir", str(finished_run), str(tmp_path / "x.npy"),
+                          "--coverage", "0.5"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "go with --abstain" in bad.stderr

@@ -17,7 +17,7 @@ from committee import __version__, pipeline
 from committee.config import RunConfig
 from committee.errors import CommitteeError, UsageError
 from committee.rundir import RunDir
-from committee.flags import Parser, add_data_args, add_preset_arg, add_train_args, name_list, positive_int
+from committee.flags import Parser, add_data_args, add_preset_arg, add_train_args, name_list, positive_int, probability
 
 
 def emit_json(obj: object) -> int:
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                    help="Fashion-MNIST runs: make the garment light on dark; auto detects a light background (default). "
                         "Runs on your own data convert images as their folders were decoded, without inversion")
+    p.add_argument("--abstain", action="store_true",
+                   help="say 'abstained' below a confidence threshold and 'out_of_distribution' above an entropy "
+                        "threshold, both fitted on the run's validation split")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--coverage", type=probability, metavar="F", help="--abstain: answer the F most confident share (default 0.9)")
+    g.add_argument("--target-accuracy", type=probability, metavar="A",
+                   help="--abstain: answer as many as still reach accuracy A on validation")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser("export", help="export the whole committee (members + rule) as one ONNX graph")
@@ -230,6 +237,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         arrays.append(batch)
         files += [f"{path}[{i}]" for i in range(len(batch))] if path.suffix.lower() == ".npy" else [str(path)]
+    if (args.coverage is not None or args.target_accuracy is not None) and not args.abstain:
+        raise UsageError("--coverage and --target-accuracy go with --abstain")
+    gate = pipeline.abstention(args.run_dir, args.rule, args.coverage, args.target_accuracy) if args.abstain else None
     rows = []
     if files:
         pred = pipeline.predict(args.run_dir, np.concatenate(arrays), args.rule)
@@ -240,13 +250,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
                          "top_k": [{"label": c, "probability": p} for c, p in top],
                          "members": {m: pred.classes[int(p[i].argmax())] for m, p in pred.member_probs.items()},
                          "entropy": float(entropy[i]), "disagreement": float(disagreement[i])})
+            if gate is not None:
+                rows[-1].update({"abstained": top[0][1] < gate["confidence_threshold"],
+                                 "confidence_threshold": gate["confidence_threshold"],
+                                 "out_of_distribution": float(entropy[i]) > gate["ood_threshold"],
+                                 "ood_score": "entropy", "ood_threshold": gate["ood_threshold"]})
     if args.json:
-        emit_json({"predictions": rows, "errors": errors})
+        emit_json({"predictions": rows, "errors": errors, **({"abstention": gate} if gate else {})})
     else:
         for p in rows:
             tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in p["top_k"])
             votes = " ".join(f"{m}={lab}" for m, lab in p["members"].items())
-            print(f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f} | {votes}")
+            flags = "".join(["  ABSTAINED" if p.get("abstained") else "", "  OUT OF DISTRIBUTION" if p.get("out_of_distribution") else ""])
+            print(f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f} | {votes}{flags}")
         for e in errors:
             print(f"committee: error: {e['file']}: {e['error']}", file=sys.stderr)
     return 1 if errors else 0

@@ -379,6 +379,16 @@ def shift(run_dir: str | Path, limit: int | None = None, seed: int = 0, ood_dirs
     return doc
 
 
+def abstention(run_dir: str | Path, rule: str = "mean", coverage: float | None = None, accuracy: float | None = None) -> dict:
+    """Abstention thresholds for the run's committee, fitted on its validation split only (see shift.fit_abstention)."""
+    from committee.ensemble import combine
+    from committee.shift import fit_abstention
+
+    names, params = fitted_rule(run_dir, rule)
+    run = RunDir(run_dir)
+    return fit_abstention(combine(rule, params, run.member_probs(names, "val")), run.labels("val"), coverage, accuracy)
+
+
 def compare(run_a: str | Path, run_b: str | Path) -> dict:
     """Two runs side by side, with the significance of each difference (see committee.compare)."""
     from committee.compare import compare_runs
@@ -387,4 +397,4 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
 
 __all__ = ["TrainJob", "JobResult", "Executor", "LocalExecutor", "run_job", "prepare", "train", "evaluate", "results", "report",
            "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "fitted_rule", "compare", "SeedsResult",
-           "shift"]
+           "shift", "abstention"]
