@@ -87,3 +87,38 @@ def test_erase_in_augment_params():
     assert ((y == 0).flatten(1).any(1)).all()
     with pytest.raises(Exception, match="erase"):
         AugmentParams(erase=1.5).validate()
+
+
+@pytest.mark.parametrize("params", [AugmentParams(0, 0, 0, 0, jitter=0.5), AugmentParams(0, 0, 0, 0, mix=1.0),
+                                    AugmentParams(10, 0.1, 0.1, 0.5, 0.3, jitter=0.3, mix=0.5)])
+def test_jitter_and_mix_keep_shape_range_and_seed(params):
+    x = torch.rand(16, 1, 28, 28)
+    a = augment_batch(x, params, torch.Generator().manual_seed(7))
+    b = augment_batch(x, params, torch.Generator().manual_seed(7))
+    assert a.shape == x.shape and a.dtype == x.dtype and torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
+
+
+def test_jitter_changes_contrast_and_brightness_per_image():
+    from committee.augment import photometric
+    x = torch.rand(64, 1, 8, 8)
+    y = photometric(x, 0.5, torch.Generator().manual_seed(0))
+    spread = (y.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3)))
+    assert spread.min() < 0.9 and spread.max() > 1.1  # some images flatter, some sharper
+
+
+def test_augmix_is_a_mixture_of_the_image_and_its_chains():
+    from committee.augment import augmix
+    x = torch.rand(32, 3, 16, 16)  # any number of channels
+    y = augmix(x, AugmentParams(0, 0, 0, 0, mix=0.0), torch.Generator().manual_seed(0))
+    assert torch.equal(y, x)  # probability 0: untouched
+    y = augmix(x, AugmentParams(0, 0, 0, 0, mix=1.0), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and (y - x).abs().mean() > 0.01
+
+
+def test_the_robust_preset_mixes_architectures_and_augmentations():
+    from committee.config import preset
+    cfg = preset("robust").check()
+    archs = {cfg.options_for(m)["arch"] for m in cfg.members}
+    augs = {tuple(sorted(vars(cfg.augment_params(m)).items())) for m in cfg.members}
+    assert len(archs) >= 2 and len(augs) == len(cfg.members)

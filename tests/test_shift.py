@@ -71,6 +71,9 @@ def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
     assert 0 <= doc["ood"]["digits"]["entropy"]["auroc"] <= 1
     assert 0 <= doc["selective"]["committee:mean"]["aurc"] <= 1
     assert json.loads((run_dir / "shift.json").read_text()) == doc
+    pipeline.report(run_dir)  # the report gains its section, figures and OOD table
+    report = (run_dir / "report.md").read_text()
+    assert "## Trust under shift" in report and "shift_families.png" in report and "risk_coverage.png" in report
     bad = subprocess.run([sys.executable, "-m", "committee", "shift", "--run-dir", str(run_dir), "--ood", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a folder" in bad.stderr

@@ -23,15 +23,19 @@ class AugmentParams:
     zoom: float = 0.10  # scale uniform in [1 - zoom, 1 + zoom]
     flip: float = 0.5  # probability of a horizontal flip
     erase: float = 0.0  # probability of random erasing (Zhong et al. 2017), after the affine part
+    jitter: float = 0.0  # photometric jitter: contrast x U(1 - j, 1 + j), brightness + U(-j/2, j/2)
+    mix: float = 0.0  # probability of an AugMix-style mixture (Hendrycks et al. 2020), see augmix()
 
     def is_identity(self) -> bool:
-        return self.rotation == 0 and self.shift == 0 and self.zoom == 0 and self.flip == 0 and self.erase == 0
+        return (self.rotation == 0 and self.shift == 0 and self.zoom == 0 and self.flip == 0 and self.erase == 0
+                and self.jitter == 0 and self.mix == 0)
 
     def validate(self) -> "AugmentParams":
         from committee.errors import UsageError
         if not (0 <= self.rotation <= 180 and 0 <= self.shift <= 1 and 0 <= self.zoom < 1 and 0 <= self.flip <= 1
-                and 0 <= self.erase <= 1):
-            raise UsageError("augmentation ranges: rotation 0-180 degrees, shift 0-1, zoom 0-<1, flip and erase probabilities 0-1")
+                and 0 <= self.erase <= 1 and 0 <= self.jitter <= 1 and 0 <= self.mix <= 1):
+            raise UsageError("augmentation ranges: rotation 0-180 degrees, shift 0-1, zoom 0-<1, jitter 0-1, "
+                             "flip, erase and mix probabilities 0-1")
         return self
 
 
@@ -69,9 +73,48 @@ def augment_batch(x: torch.Tensor, params: AugmentParams, generator: torch.Gener
         theta = random_affine(len(x), params, generator, x.device).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0, 1)
+    if params.mix > 0:
+        x = augmix(x, params, generator)
+    if params.jitter > 0:
+        x = photometric(x, params.jitter, generator)
     if params.erase > 0:
         x = random_erase(x, params.erase, generator)
     return x
+
+
+def photometric(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per image: contrast scaled around its mean by U(1 - s, 1 + s), brightness shifted by U(-s/2, s/2)."""
+    u = torch.rand(len(x), 2, generator=generator).to(x.device, x.dtype)
+    c = (1 + (2 * u[:, 0] - 1) * strength)[:, None, None, None]
+    b = ((2 * u[:, 1] - 1) * strength / 2)[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * c + mean + b).clamp_(0, 1)
+
+
+# The chains' own ranges where the member's are zero: AugMix's operations are mild.
+MIX_CHAIN = AugmentParams(rotation=15.0, shift=0.1, zoom=0.15, flip=0.0)
+
+
+def augmix(x: torch.Tensor, params: AugmentParams, generator: torch.Generator | None = None, width: int = 3) -> torch.Tensor:
+    """AugMix-style mixing (Hendrycks et al., ICLR 2020), batched: ``width`` chains, each a random
+    affine transform then photometric jitter, averaged with Dirichlet(1) weights, then blended with
+    the input by a U(0, 1) weight; applied to each image with probability ``params.mix``."""
+    b = len(x)
+    chain = AugmentParams(params.rotation or MIX_CHAIN.rotation, params.shift or MIX_CHAIN.shift,
+                          params.zoom or MIX_CHAIN.zoom, 0.0)
+    u = torch.rand(b, width + 2, generator=generator).to(x.device, x.dtype)
+    w = -torch.log(u[:, :width].clamp_min(1e-6))  # Exp(1) draws, normalised: Dirichlet(1, ..., 1)
+    w = w / w.sum(dim=1, keepdim=True)
+    mixed = torch.zeros_like(x)
+    for j in range(width):
+        theta = random_affine(b, chain, generator, x.device).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        view = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        mixed += w[:, j, None, None, None] * photometric(view, max(params.jitter, 0.3), generator)
+    m = u[:, width, None, None, None]
+    out = m * x + (1 - m) * mixed
+    apply = (u[:, width + 1] < params.mix)[:, None, None, None]
+    return torch.where(apply, out.clamp_(0, 1), x)
 
 
 def random_erase(x: torch.Tensor, p: float, generator: torch.Generator | None = None,

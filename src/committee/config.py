@@ -22,6 +22,7 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 CHANNELS = ("auto", "1", "3")
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip", "aug_erase",
+                  "aug_jitter", "aug_mix",
                   "width", "optimizer", "schedule", "weight_decay", "label_smoothing")
 
 
@@ -61,6 +62,8 @@ class RunConfig:
     aug_zoom: float = 0.10
     aug_flip: float = 0.5
     aug_erase: float = 0.0
+    aug_jitter: float = 0.0  # photometric jitter strength (contrast and brightness)
+    aug_mix: float = 0.0  # probability of an AugMix-style mixture per image
     width: int | None = None  # channel width of architectures that have one (fast_cnn, resnet)
     # The recipe. The seed's: Adam, constant learning rate, plain cross-entropy.
     optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
@@ -89,7 +92,8 @@ class RunConfig:
         """The augmentation ranges, of one member (with its overrides) or the run's."""
         from committee.augment import AugmentParams
         o = self.options_for(member)
-        return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"], o["aug_erase"]).validate()
+        return AugmentParams(o["aug_rotation"], o["aug_shift"], o["aug_zoom"], o["aug_flip"], o["aug_erase"],
+                             o["aug_jitter"], o["aug_mix"]).validate()
 
     def check(self) -> "RunConfig":
         """Validate once, for the CLI and the Python API alike: every member's architecture,
@@ -188,6 +192,20 @@ PRESETS: dict[str, RunConfig] = {
         member_options={m: {"arch": "resnet"} for m in ("res1", "res2", "res3")},
         optimizer="sgd", schedule="cosine", lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
         augment=True, aug_rotation=0.0, aug_shift=0.07, aug_zoom=0.0, aug_flip=0.5, aug_erase=0.5,
+    ),
+    # Trust under shift (issue 17): members that fail differently. Two architectures, and each
+    # member its own augmentation: AugMix-style mixtures with larger zoom; photometric jitter with
+    # larger shifts and rotations; erasing with jitter. The fast preset's recipe and budget.
+    "robust": RunConfig(
+        preset="robust", members=("rob1", "rob2", "rob3"),
+        member_epochs={"rob1": 12, "rob2": 16, "rob3": 12},
+        member_options={
+            "rob1": {"arch": "fast_cnn", "aug_mix": 0.7, "aug_zoom": 0.2},
+            "rob2": {"arch": "fast_cnn_s", "aug_jitter": 0.5, "aug_shift": 0.12, "aug_rotation": 12.0},
+            "rob3": {"arch": "fast_cnn", "aug_erase": 0.5, "aug_jitter": 0.3, "aug_shift": 0.08},
+        },
+        optimizer="sgd", schedule="onecycle", lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
+        augment=True, aug_rotation=0.0, aug_shift=0.0, aug_zoom=0.0, aug_flip=0.5,
     ),
 }
 

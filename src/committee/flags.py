@@ -75,7 +75,7 @@ def add_preset_arg(p: argparse.ArgumentParser) -> None:
     from committee.config import PRESETS
     p.add_argument("--preset", default="quick", choices=tuple(PRESETS),
                    help="quick (default: the seed's three members, a few minutes on 2 cores), fast (small BN conv nets, "
-                        "airbench-style recipe), strong (three small ResNets, about an hour on 2 cores) or seed (the seed's "
+                        "airbench-style recipe), robust (fast's budget, members that differ in architecture and augmentation), strong (three small ResNets, about an hour on 2 cores) or seed (the seed's "
                         "50-epoch protocol); flags override it. README: measured times and accuracies")
 
 
@@ -131,5 +131,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aug-zoom", type=probability, metavar="F", help="zoom range as a fraction (default 0.1)")
     g.add_argument("--aug-flip", type=probability, metavar="P", help="horizontal flip probability (default 0.5)")
     g.add_argument("--aug-erase", type=probability, metavar="P", help="random erasing probability (default 0)")
+    g.add_argument("--aug-jitter", type=probability, metavar="S", help="photometric jitter strength: contrast and brightness (default 0)")
+    g.add_argument("--aug-mix", type=probability, metavar="P", help="probability of an AugMix-style mixture per image (default 0)")
     add_backend_args(p)
     add_data_args(p)

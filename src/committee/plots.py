@@ -242,3 +242,28 @@ def accuracy_vs_cost(ax: Axes, cost: np.ndarray, accuracy: np.ndarray, ci: np.nd
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return ax
+
+
+def severity_curves(ax: Axes, clean: dict[str, float], by_severity: dict[str, list[float]], title: str) -> Axes:
+    """Accuracy against corruption severity (0 = clean), one line per entry; committees solid, members dashed."""
+    for i, (name, values) in enumerate(by_severity.items()):
+        committee = name.startswith("committee:")
+        ax.plot(range(len(values) + 1), 100 * np.r_[clean[name], values], "o-" if committee else "--",
+                color=PALETTE[i % len(PALETTE)], lw=2.2 if committee else 1.2, ms=3, label=name)
+    ax.set_xticks(range(len(values) + 1))
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_title(title)
+    return ax
+
+
+def risk_coverage(ax: Axes, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> Axes:
+    """Risk (error rate of the answered) against coverage (share answered), most confident first."""
+    for i, (name, (coverage, risk)) in enumerate(curves.items()):
+        committee = name.startswith("committee:")
+        ax.plot(100 * np.asarray(coverage), 100 * np.asarray(risk), "-" if committee else "--", color=PALETTE[i % len(PALETTE)],
+                lw=2.2 if committee else 1.2, label=name)
+    ax.set_xlabel("coverage (%)")
+    ax.set_ylabel("risk: error rate of the answered (%)")
+    ax.set_title("Selective prediction")
+    ax.legend(fontsize=7)
+    return ax

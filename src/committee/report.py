@@ -65,6 +65,7 @@ class ReportContext:
     pool_labels: np.ndarray | None = None  # (N,)
     split_idx: dict[str, np.ndarray] | None = None
     left_out: list[str] = field(default_factory=list)
+    shift: dict | None = None  # shift.json (committee shift), if made
 
     @classmethod
     def build(cls, run: RunDir, result: RunResult, images) -> "ReportContext":
@@ -78,6 +79,7 @@ class ReportContext:
                 info["layers"] = summary(build_model(info["arch"], **kwargs), (1, *input_shape_of(kwargs)))
         ctx = cls(run, result, run.config(), run.environment(), run.data_info(), run.ablation(), members,
                   {n: run.history(n) for n in result.members}, run.labels("test"))
+        ctx.shift = run.shift()
         if isinstance(images, str):
             ctx.left_out.append(f"sample images and the mistakes gallery (images not available: {images})")
         else:
@@ -361,6 +363,47 @@ def calibration(ctx: ReportContext) -> Section | None:
     return sec
 
 
+def trust_under_shift(ctx: ReportContext) -> Section | None:
+    """shift.json, when `committee shift` has been run: corruptions, OOD detection, selective prediction."""
+    from committee import plots
+
+    doc = ctx.shift
+    if not doc or not doc.get("entries"):
+        return None
+    sec = Section("shift", "Trust under shift")
+    sec.p(f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five families "
+          f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed {doc['seed']}. "
+          "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters.")
+    entries, sel = doc["entries"], doc["selective"]
+    rows = [[n, pct(e["clean"]["accuracy"]), pct(e["mca"]), f"{100 * e['drop']:.2f}", f"{100 * e['clean']['ece']:.2f} %",
+             f"{100 * e['ece_shift']:.2f} %", f"{sel[n]['aurc']:.4f}", pct(sel[n]["accuracy_at_90"])] for n, e in entries.items()]
+    best = int(np.argmax([e["mca"] for e in entries.values()]))
+    sec.blocks.append(Table(["model", "clean", "mCA", "drop (points)", "ECE clean", "ECE under shift", "AURC", "accuracy at 90 % coverage"],
+                            rows, {(best, 2)}))
+    families = list(next(iter(entries.values()))["accuracy_by_family"])
+    shown = [n for n in entries if not n.startswith("committee:")] + [n for n in ("committee:mean",) if n in entries]
+    fig, axes = _plt().subplots(1, len(families), figsize=(3.0 * len(families), 3.2), sharey=True, squeeze=False)
+    for ax, f in zip(axes[0], families):
+        plots.severity_curves(ax, {n: entries[n]["clean"]["accuracy"] for n in shown},
+                              {n: entries[n]["accuracy_by_family"][f] for n in shown}, f)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    sec.blocks.append(ctx.save(fig, "shift_families.png", "Accuracy against severity per corruption family: members dashed, "
+                                                          "the mean committee solid."))
+    scores = ("max_prob", "entropy", "mutual_information", "energy")
+    sec.p("Out-of-distribution detection by the committee's uncertainty (AUROC; 0.5 is chance, 1 perfect). Mutual information "
+          "is the members' disagreement; energy needs raw logits (n/a for members with built-in flip TTA).")
+    sec.blocks.append(Table(["OOD set", "images", *scores], [[s, f"{o['n']:,}", *(f"{o[k]['auroc']:.3f}" if o.get(k) else "n/a"
+                                                                                   for k in scores)] for s, o in doc["ood"].items()]))
+    fig, ax = _plt().subplots(figsize=(5.2, 3.6))
+    plots.risk_coverage(ax, {n: (sel[n]["curve"]["coverage"], sel[n]["curve"]["risk"]) for n in shown})
+    fig.tight_layout()
+    sec.blocks.append(ctx.save(fig, "risk_coverage.png", "Risk-coverage on clean test images: answering only the most confident "
+                                                         "predictions lowers the error rate; the area under the curve is AURC."))
+    return sec
+
+
 def diversity(ctx: ReportContext) -> Section | None:
     from committee import plots
 
@@ -520,8 +563,8 @@ def analysis(ctx: ReportContext) -> Section:
     return sec
 
 
-SECTIONS = (summary, data, architectures, training, results, seed_comparison, ablation, calibration, diversity, confusion,
-            classification_reports, strengths, mistakes, analysis)
+SECTIONS = (summary, data, architectures, training, results, seed_comparison, ablation, calibration, trust_under_shift,
+            diversity, confusion, classification_reports, strengths, mistakes, analysis)
 
 
 def write_report(ctx: ReportContext) -> Path:
