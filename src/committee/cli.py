@@ -225,7 +225,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     check_rules([args.rule])
     run = RunDir(args.run_dir)
-    own_data = run.config().data != "fashion-mnist"
+    own_data = not run.config().fashion_mnist
     shape = run.input_shape()
     files, arrays, errors = [], [], []
     for path in expand_inputs(args.inputs):

@@ -125,6 +125,12 @@ class RunConfig:
             self.augment_params(member)
         return self
 
+    @property
+    def fashion_mnist(self) -> bool:
+        """The run trains on Fashion-MNIST (not on your own data)."""
+        from committee.sources import FASHION
+        return self.data == FASHION
+
     def data_spec(self):
         """The run's data as :class:`committee.sources.DataSpec`."""
         from committee.sources import DataSpec

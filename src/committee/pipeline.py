@@ -128,7 +128,6 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
     members trained before stay, with their options).
     """
     from committee.data import describe, make_splits
-    from committee.sources import FASHION
     from committee.train import resolve_device
 
     rundir = RunDir(run_dir)
@@ -143,7 +142,7 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
             (f"to train {', '.join(to_train)}" if to_train else "nothing left to train"))
         return cfg, to_train
     cfg.check()
-    if cfg.data != FASHION:  # a path: absolute, so --resume and cluster workers find it from anywhere
+    if not cfg.fashion_mnist:  # a path: absolute, so --resume and cluster workers find it from anywhere
         cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
     to_train = list(cfg.members)
     if rundir.has_config():
@@ -167,12 +166,12 @@ def prepare(cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: s
 
 def _check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
     """Build each member once for the data's shape, so one too small for it fails before any training."""
-    from committee.models import build_model, get_spec
+    from committee.models import build_model
+    from committee.train import member_model
 
     for m in members:
-        o = cfg.options_for(m)
-        spec = get_spec(o["arch"])
-        build_model(spec.name, **spec.kwargs_for(o["bn"], o["dropout"], o["width"], ds.input_shape, len(ds.class_names)))
+        spec, kwargs = member_model(cfg, m, ds)
+        build_model(spec.name, **kwargs)
 
 
 def _jobs(run_dir: str | Path, cfg: RunConfig, members: list[str], resume: bool, progress: bool | None) -> list[TrainJob]:

@@ -110,7 +110,7 @@ def _plt():
 def summary(ctx: ReportContext) -> Section:
     sec = Section("summary", "Summary")
     r, best = ctx.result, ctx.result.best_member
-    own_data = ctx.config.data != "fashion-mnist"
+    own_data = not ctx.config.fashion_mnist
     where = "test set" if own_data else "official test set" if r.split == "official" else f"{r.split} split's test set"
     n = r.n_test if r.has_test else r.n_val
     if not r.has_test:
@@ -572,7 +572,7 @@ def write_report(ctx: ReportContext) -> Path:
     sections = [s for s in (section(ctx) for section in SECTIONS) if s is not None]
     cfg = ctx.config
     title = "Committee report"
-    data = "" if cfg.data == "fashion-mnist" else (
+    data = "" if cfg.fashion_mnist else (
         f"data `{cfg.data}` ({len(ctx.classes)} classes, {'×'.join(map(str, ctx.run.input_shape()))}) · ")
     subtitle = (f"Run `{ctx.run.path}` · {data}preset {cfg.preset} · split {cfg.split} · seed {cfg.seed} · members "
                 f"{', '.join(ctx.result.members)} · generated {time.strftime('%Y-%m-%d %H:%M')}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from committee.corruptions import CORRUPTIONS, FAMILY_OF, SEVERITIES, corrupt
@@ -36,10 +37,9 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 
 def ood_scores(member_logits: np.ndarray) -> dict[str, np.ndarray]:
     """``(M, N, K)`` member logits -> each OOD score ``(N,)``, higher = more likely out of distribution."""
-    z = member_logits - member_logits.max(axis=-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    probs = softmax(member_logits, axis=-1)
     mean = probs.mean(axis=0)
-    lse = member_logits.max(axis=-1) + np.log(np.exp(z).sum(axis=-1))
+    lse = logsumexp(member_logits, axis=-1)
     scores = {"max_prob": -mean.max(axis=1), "entropy": _entropy(mean),
               "mutual_information": _entropy(mean) - _entropy(probs).mean(axis=0), "energy": -lse.mean(axis=0)}
     if np.allclose(lse, 0, atol=1e-4):
@@ -103,8 +103,7 @@ class Scorer:
         """Probabilities ``(N, K)`` of every member and ``committee:<rule>``."""
         from committee.ensemble import combine
 
-        z = logits - logits.max(axis=-1, keepdims=True)
-        probs = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)).astype(np.float32)
+        probs = softmax(logits, axis=-1).astype(np.float32)
         out = dict(zip(self.models, probs))
         out.update({f"committee:{rule}": combine(rule, params, probs) for rule, params in self.rules.items()})
         return out
@@ -152,7 +151,8 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
     x, y = ds.images[idx].numpy(), ds.labels[idx].numpy()
 
     clean_logits = scorer.logits(x)
-    clean = {name: _scores(y, p) for name, p in scorer.entries(clean_logits).items()}
+    clean_probs = scorer.entries(clean_logits)
+    clean = {name: _scores(y, p) for name, p in clean_probs.items()}
     shifted: dict[str, dict[str, dict[int, dict]]] = {name: {} for name in clean}
     settings = [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     for c, s in tqdm(settings, desc="corruptions", unit="setting", disable=None if progress is None else not progress,
@@ -172,14 +172,14 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
 
     ood = {}
     in_scores = ood_scores(clean_logits)
-    for set_name, images in ood_sets(run.input_shape(), 1000, seed, list(ood_dirs or []), cfg.data == "fashion-mnist").items():
+    for set_name, images in ood_sets(run.input_shape(), 1000, seed, list(ood_dirs or []), cfg.fashion_mnist).items():
         out_scores = ood_scores(scorer.logits(images))
         ood[set_name] = {"n": int(len(images)),
                          **{score: ood_metrics(in_scores[score], out_scores[score]) if score in in_scores and score in out_scores
                             else None for score in OOD_SCORES}}
 
     selective = {}
-    for name, p in scorer.entries(clean_logits).items():
+    for name, p in clean_probs.items():
         rc = risk_coverage(p.argmax(1) == y, p.max(1))
         selective[name] = {"aurc": rc["aurc"], "accuracy_at_90": rc["accuracy_at_90"],
                            "curve": {"coverage": rc["coverage"][::max(1, len(y) // 200)].tolist(),

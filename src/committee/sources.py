@@ -242,8 +242,9 @@ def _decode(path: Path, size: int, rgb: bool) -> np.ndarray | str:
 
 
 def _parallel(fn, items: list, desc: str) -> list:
-    from tqdm import tqdm
     import sys
+
+    from tqdm import tqdm
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, unit="img", leave=False, disable=None, file=sys.stderr))
 
@@ -270,7 +271,8 @@ def load_folder(root: Path, spec: DataSpec):
     sizes = {p[0] for p in probes if not isinstance(p, str)}
     colour = any(p[1] for p in probes if not isinstance(p, str))
     rgb = colour if spec.channels == "auto" else spec.channels == "3"
-    size = spec.image_size or (next(iter(sizes))[0] if len(sizes) == 1 and next(iter(sizes))[0] == next(iter(sizes))[1] else 28)
+    (w, h), = sizes if len(sizes) == 1 else ((0, 1),)
+    size = spec.image_size or (w if w == h else 28)  # the images' own size when all share one square size
     good = [i for i, f in enumerate(listing.files) if f not in bad]
     decoded = _parallel(lambda i: _decode(listing.files[i], size, rgb), good, f"decoding {root.name}")
     for i, d in zip(good, decoded):

@@ -157,15 +157,21 @@ class MemberTraining:
         return stopped or self.next_epoch > self.epochs
 
 
+def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec, dict]:
+    """A member's architecture and its factory arguments for this dataset's shape and classes."""
+    opts = cfg.options_for(name)
+    spec = get_spec(opts["arch"])
+    return spec, spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names))
+
+
 def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
                  resume: bool = False) -> MemberTraining:
     """Build the member's model, optimizer and generators; continue from its checkpoint when resuming."""
     opts = cfg.options_for(name)
-    spec = get_spec(opts["arch"])
+    spec, model_kwargs = member_model(cfg, name, dataset)
     run.start_member(name)
     seed = member_seed(opts["seed"], name)
     torch.manual_seed(seed)
-    model_kwargs = spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names))
     layout = training_layout(spec.is_conv)
     model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
     aug_params = cfg.augment_params(name) if opts["augment"] else None
