@@ -82,6 +82,15 @@ def augment_batch(x: torch.Tensor, params: AugmentParams, generator: torch.Gener
     return x
 
 
+def alternating_flip(x: torch.Tensor, first: torch.Tensor, epoch: int) -> torch.Tensor:
+    """airbench's alternating flip: image i of a float batch ``(B, C, H, W)`` is mirrored in
+    epoch ``epoch`` (1-based) iff ``first[i]`` (bool ``(B,)``, a fixed coin per image) on odd
+    epochs and iff not ``first[i]`` on even ones, so every image is seen both ways every two
+    epochs instead of by chance."""
+    flip = first if epoch % 2 == 1 else ~first
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
 def photometric(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per image: contrast scaled around its mean by U(1 - s, 1 + s), brightness shifted by U(-s/2, s/2)."""
     u = torch.rand(len(x), 2, generator=generator).to(x.device, x.dtype)

@@ -19,11 +19,13 @@ from committee.errors import CommitteeError, UsageError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SPLITS = ("official", "seed")
 SCHEDULES = ("constant", "onecycle", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS = ("auto", "1", "3")
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip", "aug_erase",
-                  "aug_jitter", "aug_mix",
-                  "width", "optimizer", "schedule", "weight_decay", "label_smoothing")
+                  "aug_jitter", "aug_mix", "alt_flip",
+                  "width", "whiten", "dirac", "tta",
+                  "optimizer", "schedule", "weight_decay", "label_smoothing", "ema", "bias_lr", "freeze_bn_scale")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class RunConfig:
     limit_train: int | None = None
     patience: int | None = None
     device: str = "auto"
+    # Arithmetic of training and inference: fp32, bf16 (autocast, fp32 master weights and optimizer
+    # state) or auto (the faster of the two on this machine for each member's own step; cached).
+    precision: str = "fp32"
     # Variants, for every member this config trains (where the architecture has the option).
     bn: bool = False
     dropout: float | None = None
@@ -64,12 +69,22 @@ class RunConfig:
     aug_erase: float = 0.0
     aug_jitter: float = 0.0  # photometric jitter strength (contrast and brightness)
     aug_mix: float = 0.0  # probability of an AugMix-style mixture per image
-    width: int | None = None  # channel width of architectures that have one (fast_cnn, resnet)
+    # Alternating flips (airbench): each image mirrored on every other epoch, from a random first
+    # epoch, instead of a fresh coin per epoch (replaces aug_flip when on).
+    alt_flip: bool = False
+    width: int | None = None  # channel width of architectures that have one (fast_cnn, resnet, air_cnn)
+    # Architecture switches, None: the architecture's default (air_cnn: whitening, Dirac init, TTA 2).
+    whiten: bool | None = None  # frozen patch-whitening first layer
+    dirac: bool | None = None  # Dirac (identity) initialisation of the convolutions
+    tta: int | None = None  # test-time views: 0 none, 1 mirror, 2 mirror x 1-pixel translations
     # The recipe. The seed's: Adam, constant learning rate, plain cross-entropy.
     optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
     schedule: str = "constant"  # constant | onecycle | cosine (per step, see train.lr_factor)
     weight_decay: float = 0.0  # not applied to biases and batch-norm parameters
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: off); the average is evaluated and saved
+    bias_lr: float = 1.0  # learning-rate multiplier for biases and batch-norm shifts
+    freeze_bn_scale: bool = False  # batch-norm scales fixed at 1 (not trained)
     # Per-member overrides of any option above: {member: {"arch", "bn", "dropout", "augment", "seed",
     # "epochs", "lr", "optimizer", ...}}.
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
@@ -110,6 +125,8 @@ class RunConfig:
             raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
         if self.image_size is not None and not 4 <= self.image_size <= 512:
             raise UsageError(f"--image-size must be 4-512, got {self.image_size}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.split not in SPLITS:
             raise UsageError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         for member in (*self.members, None):
@@ -122,6 +139,12 @@ class RunConfig:
                 raise UsageError(f"unknown schedule {o['schedule']!r}; choose from {', '.join(SCHEDULES)}")
             if not 0 <= o["label_smoothing"] < 1:
                 raise UsageError("--label-smoothing must be in [0, 1)")
+            if not 0 <= o["ema"] < 1:
+                raise UsageError("--ema must be a decay in [0, 1)")
+            if not o["bias_lr"] > 0:
+                raise UsageError("--bias-lr must be positive")
+            if o["tta"] not in (None, 0, 1, 2):
+                raise UsageError("--tta must be 0, 1 or 2")
             self.augment_params(member)
         return self
 

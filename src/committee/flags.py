@@ -11,7 +11,7 @@ import argparse
 import functools
 from pathlib import Path
 
-from committee.config import OPTIMIZERS, SCHEDULES, SPLITS
+from committee.config import OPTIMIZERS, PRECISIONS, SCHEDULES, SPLITS
 from committee.errors import UsageError
 
 
@@ -116,13 +116,26 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=non_negative_float, metavar="E", help="label smoothing in [0, 1) (default 0)")
     g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="fp32 (default), bf16 (autocast; fp32 weights and optimizer state) or auto: the faster of the "
+                        "two for each member on this machine, measured once and cached")
+    g.add_argument("--ema", type=probability, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (decay per step, e.g. 0.99) and evaluate and save it")
+    g.add_argument("--bias-lr", type=positive_float, metavar="F", help="learning-rate multiplier for biases and BN shifts (default 1)")
+    g.add_argument("--freeze-bn-scale", action="store_true", default=None, help="keep batch-norm scales at 1")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its config.json: finished members are kept, the others go on "
                         "from their last completed epoch")
     g = p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
     g.add_argument("--bn", action="store_true", default=None, help="batch norm after each convolution (basic_cnn, deep_cnn)")
-    g.add_argument("--width", type=positive_int, metavar="C", help="channel width of fast_cnn (default 32) and resnet")
+    g.add_argument("--width", type=positive_int, metavar="C", help="channel width of fast_cnn, resnet and air_cnn (default 32)")
+    g.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=None,
+                   help="air_cnn: frozen patch-whitening first layer (default on)")
+    g.add_argument("--dirac", action=argparse.BooleanOptionalAction, default=None,
+                   help="air_cnn: Dirac (identity) initialisation of its convolutions (default on)")
+    g.add_argument("--tta", type=int, choices=(0, 1, 2),
+                   help="test-time views of fast_cnn, resnet, air_cnn: 0 none, 1 mirror (their default), 2 mirror x 1-pixel shifts (air_cnn's)")
     g.add_argument("--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)")
     g.add_argument("--augment", action="store_true", default=None,
                    help="random rotation, shift, zoom and horizontal flip of training batches")
@@ -133,5 +146,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aug-erase", type=probability, metavar="P", help="random erasing probability (default 0)")
     g.add_argument("--aug-jitter", type=probability, metavar="S", help="photometric jitter strength: contrast and brightness (default 0)")
     g.add_argument("--aug-mix", type=probability, metavar="P", help="probability of an AugMix-style mixture per image (default 0)")
+    g.add_argument("--alt-flip", action="store_true", default=None,
+                   help="alternating flips: each image mirrored on every other epoch instead of by a coin per epoch")
     add_backend_args(p)
     add_data_args(p)

@@ -15,11 +15,12 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from committee.errors import UsageError
 
 N_CLASSES = 10
-VARIANT_FLAGS = ("bn", "dropout", "width")
+VARIANT_FLAGS = ("bn", "dropout", "width", "whiten", "dirac", "tta")
 INPUT_FLAGS = ("in_channels", "image_size", "n_classes")
 
 
@@ -52,11 +53,13 @@ class ModelSpec:
         return tuple(p for p in inspect.signature(self.factory).parameters if p in VARIANT_FLAGS)
 
     def kwargs_for(self, bn: bool = False, dropout: float | None = None, width: int | None = None,
-                   input_shape: tuple[int, int, int] | None = None, n_classes: int | None = None) -> dict:
+                   input_shape: tuple[int, int, int] | None = None, n_classes: int | None = None,
+                   **variants) -> dict:
         """Factory keyword arguments for the variant flags this architecture supports, and the
         input geometry ``(C, S, S)`` and class count where they are not Fashion-MNIST's.
 
         ``None`` leaves the architecture's own default; flags it has no option for are ignored.
+        ``variants``: the other flags of :data:`VARIANT_FLAGS` (``whiten``, ``dirac``, ``tta``).
         """
         kw: dict = {}
         if input_shape is not None and tuple(input_shape) != (1, 28, 28):
@@ -69,6 +72,11 @@ class ModelSpec:
             kw["dropout"] = float(dropout)
         if "width" in self.options and width is not None:
             kw["width"] = int(width)
+        for key, value in variants.items():
+            if key not in VARIANT_FLAGS:
+                raise TypeError(f"unknown variant {key!r}")
+            if key in self.options and value is not None:
+                kw[key] = int(value) if key == "tta" else bool(value)
         return kw
 
 
@@ -173,29 +181,51 @@ def wide_deep(dropout: float = 0.2, in_channels: int = 1, image_size: int = 28, 
 
 
 class FlipTTA(nn.Module):
-    """Test-time augmentation: in eval mode, average the class probabilities of the image
-    and its mirror image; in training mode, the plain network.
+    """Test-time augmentation: in eval mode, average the class probabilities of several views of
+    the image; in training mode, the plain network.
 
-    Returns log-probabilities ``(B, K)`` in eval mode, which are valid logits (softmax
-    gives the averaged probabilities back), so predict, evaluate and export need no change.
+    Views: the image and its mirror image; with ``translate`` t > 0 also both shifted by
+    (+t, +t) and (-t, -t) pixels (edge pixels repeated), weighted 1/2 unshifted, 1/4 each shift
+    (airbench's multi-view TTA: six forward passes). Returns log-probabilities ``(B, K)`` in
+    eval mode, which are valid logits (softmax gives the averaged probabilities back), so
+    predict, evaluate and export need no change.
     """
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, translate: int = 0):
         super().__init__()
         self.net = net
+        self.translate = translate
+
+    def _mirror_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.net(x).softmax(1) + self.net(x.flip(3)).softmax(1)) / 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return self.net(x)
-        probs = (self.net(x).softmax(1) + self.net(x.flip(3)).softmax(1)) / 2
+        probs = self._mirror_probs(x)
+        if self.translate:
+            t = self.translate
+            padded = F.pad(x, (t, t, t, t), mode="replicate")
+            h, w = x.shape[-2:]
+            # Content moved down-right by t (crop from the top-left) and up-left by t.
+            down_right = padded[..., :h, :w].contiguous(memory_format=torch.channels_last)
+            up_left = padded[..., 2 * t:, 2 * t:].contiguous(memory_format=torch.channels_last)
+            probs = 0.5 * probs + 0.25 * self._mirror_probs(down_right) + 0.25 * self._mirror_probs(up_left)
         return probs.clamp_min(1e-12).log()
+
+
+def with_tta(net: nn.Module, tta: int) -> nn.Module:
+    """``tta`` 0: the plain net; 1: mirror views; 2: mirror x 1-pixel translations (FlipTTA)."""
+    if tta not in (0, 1, 2):
+        raise UsageError(f"--tta must be 0 (none), 1 (flip) or 2 (flip and translations), got {tta}")
+    return FlipTTA(net, translate=1 if tta == 2 else 0) if tta else net
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def _fast_cnn(width: int, depth: int, tta: bool, in_channels: int = 1, image_size: int = 28,
+def _fast_cnn(width: int, depth: int, tta: int, in_channels: int = 1, image_size: int = 28,
               n_classes: int = N_CLASSES) -> nn.Module:
     """Built for time to accuracy on a CPU (preset ``fast``): no layer works at 28x28.
 
@@ -211,12 +241,12 @@ def _fast_cnn(width: int, depth: int, tta: bool, in_channels: int = 1, image_siz
         layers += _conv_bn(2 * width, 2 * width)
     net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(2 * width * side * side, 128), nn.ReLU(inplace=True),
                         nn.Linear(128, n_classes))
-    return FlipTTA(net) if tta else net
+    return with_tta(net, tta)
 
 
 @register("fast_cnn", "Patch conv 4x4/2 32 -> Conv 3x3/2 64 -> Conv 3x3 64 (BN) -> Dense 128 -> 10, flip TTA (fast preset)",
           batch_size=128, is_conv=True)
-def fast_cnn(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+def fast_cnn(width: int = 32, tta: int = 1, in_channels: int = 1, image_size: int = 28,
              n_classes: int = N_CLASSES) -> nn.Module:
     """~6.4 MFLOP forward; ~8,400 training images/s here (bn_cnn: ~3,900)."""
     return _fast_cnn(width, 3, tta, in_channels, image_size, n_classes)
@@ -224,7 +254,7 @@ def fast_cnn(width: int = 32, tta: bool = True, in_channels: int = 1, image_size
 
 @register("fast_cnn_s", "fast_cnn without its 7x7 conv: Patch conv 4x4/2 32 -> Conv 3x3/2 64 (BN) -> Dense 128 -> 10, flip TTA",
           batch_size=128, is_conv=True)
-def fast_cnn_s(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+def fast_cnn_s(width: int = 32, tta: int = 1, in_channels: int = 1, image_size: int = 28,
                n_classes: int = N_CLASSES) -> nn.Module:
     """~2.8 MFLOP forward; ~10,000 training images/s here."""
     return _fast_cnn(width, 2, tta, in_channels, image_size, n_classes)
@@ -247,7 +277,7 @@ class BasicBlock(nn.Module):
 
 @register("resnet", "Small ResNet: patch conv 4x4/2 -> 3 basic blocks at 14x14, 7x7, 4x4 (W, 2W, 4W) -> global pool -> 10, flip TTA (strong preset)",
           batch_size=128, is_conv=True)
-def resnet(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: int = 28,
+def resnet(width: int = 32, tta: int = 1, in_channels: int = 1, image_size: int = 28,
            n_classes: int = N_CLASSES) -> nn.Module:
     """A ResNet sized for 28x28 images and a CPU budget (preset ``strong``).
 
@@ -261,7 +291,80 @@ def resnet(width: int = 32, tta: bool = True, in_channels: int = 1, image_size: 
         BasicBlock(width, width), BasicBlock(width, 2 * width, stride=2), BasicBlock(2 * width, 4 * width, stride=2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, n_classes),
     )
-    return FlipTTA(net) if tta else net
+    return with_tta(net, tta)
+
+
+class PatchWhitening(nn.Conv2d):
+    """A frozen first layer that whitens ``k x k`` patches (airbench's largest single gain).
+
+    :meth:`fit` sets the filters to the eigenvectors of the training patches' covariance,
+    scaled by ``1 / sqrt(eigenvalue + eps)``, and their negatives (so a ReLU-like activation
+    keeps both signs): ``2 * C * k * k`` output channels. The weights are a buffer-like
+    parameter with ``requires_grad=False``: saved with the model, never trained.
+    """
+
+    def __init__(self, in_channels: int, kernel: int = 2, eps: float = 5e-4):
+        d = in_channels * kernel * kernel
+        super().__init__(in_channels, 2 * d, kernel, bias=False)
+        self.eps = eps
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> "PatchWhitening":
+        """Fit on a float batch ``(N, C, S, S)`` in [0, 1] (a few thousand training images suffice)."""
+        k = self.kernel_size[0]
+        patches = F.unfold(images.float(), k).transpose(1, 2).reshape(-1, self.in_channels * k * k).double()
+        cov = torch.cov(patches.T)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        filters = (eigenvectors.T / (eigenvalues.clamp_min(0) + self.eps).sqrt()[:, None]).float()
+        filters = filters.view(-1, self.in_channels, k, k)
+        self.weight.copy_(torch.cat([filters, -filters]))
+        return self
+
+
+def fit_whitening(model: nn.Module, images: torch.Tensor) -> bool:
+    """Fit every :class:`PatchWhitening` layer of ``model`` on float ``images`` ``(N, C, S, S)``;
+    returns whether there was one."""
+    layers = [m for m in model.modules() if isinstance(m, PatchWhitening)]
+    for layer in layers:
+        layer.fit(images.to(layer.weight.device))
+    return bool(layers)
+
+
+def _air_group(c_in: int, c_out: int, dirac: bool) -> list[nn.Module]:
+    """conv 3x3 -> max-pool 2 -> BN -> GELU -> conv 3x3 -> BN -> GELU (pooling before the
+    normalisation halves its work; airbench's ConvGroup)."""
+    first, second = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+    if dirac:
+        # Identity-like start: the first c_in filters pass their input through (Dirac init).
+        for conv in (first, second):
+            n = min(conv.in_channels, conv.out_channels)
+            nn.init.dirac_(conv.weight.data[:n])
+    return [first, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.GELU(),
+            second, nn.BatchNorm2d(c_out), nn.GELU()]
+
+
+@register("air_cnn", "Whitened 2x2 patches -> 3 conv groups (conv, max-pool, BN, GELU, conv) at 27x27, 13x13, 6x6 "
+          "(W, 2W, 4W) -> global max-pool -> 10, flip and translation TTA (time to accuracy)",
+          batch_size=128, is_conv=True)
+def air_cnn(width: int = 32, whiten: bool = True, dirac: bool = True, tta: int = 2, in_channels: int = 1,
+            image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
+    """An airbench-style net adapted to 28x28 (Jordan 2024, arXiv 2404.00498; our own code).
+
+    The first stage works at full resolution (no stride-2 stem): a frozen 2x2 patch-whitening
+    layer (``whiten``; else a trained conv of the same shape), then three conv groups that each
+    halve the side. (B, C, 28, 28) -> 27x27x8C -> 13x13xW -> 6x6x2W -> 3x3x4W -> max -> K.
+    ``dirac`` starts every conv near the identity; ``tta`` picks the test-time views (FlipTTA).
+    """
+    _check_size("air_cnn", conv_out(image_size, 2) // 8, image_size)  # 28 -> 27 -> 13 -> 6 -> 3
+    stem = PatchWhitening(in_channels) if whiten else nn.Conv2d(in_channels, 8 * in_channels, 2, bias=False)
+    net = nn.Sequential(
+        stem, nn.GELU(),
+        *_air_group(stem.out_channels, width, dirac), *_air_group(width, 2 * width, dirac),
+        *_air_group(2 * width, 4 * width, dirac),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4 * width, n_classes, bias=False),
+    )
+    return with_tta(net, tta)
 
 
 def input_shape_of(model_kwargs: dict) -> tuple[int, int, int]:

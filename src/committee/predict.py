@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from committee.data import to_float
+from committee.precision import autocast
 
 CONV_BATCH = 128
 DENSE_BATCH = 1024
@@ -27,8 +28,10 @@ def _is_conv(model: nn.Module) -> bool:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """uint8 ``(N, 28, 28)`` -> float32 logits ``(N, 10)``, in eval mode; ``model`` is left as it was."""
+def predict_logits(model: nn.Module, images: torch.Tensor, device: str = "cpu", precision: str = "fp32") -> torch.Tensor:
+    """uint8 ``(N, 28, 28)`` -> float32 logits ``(N, 10)``, in eval mode; ``model`` is left as it was.
+
+    ``precision`` bf16: autocast (see :mod:`committee.precision`)."""
     conv = _is_conv(model)
     if conv:
         # A copy, so training keeps its own layout; copying <1M parameters takes milliseconds.
@@ -37,22 +40,24 @@ def predict_logits(model: nn.Module, images: torch.Tensor, device: str = "cpu") 
     else:
         was_training, net = model.training, model.eval()
         layout, batch = torch.contiguous_format, DENSE_BATCH
-    out = [net(to_float(images[i:i + batch]).to(device).contiguous(memory_format=layout)).float().cpu()
-           for i in range(0, len(images), batch)]
+    with autocast(device, precision):
+        out = [net(to_float(images[i:i + batch]).to(device).contiguous(memory_format=layout)).float().cpu()
+               for i in range(0, len(images), batch)]
     if not conv:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
-def predict_probs(model: nn.Module, images: torch.Tensor, device: str = "cpu") -> np.ndarray:
+def predict_probs(model: nn.Module, images: torch.Tensor, device: str = "cpu", precision: str = "fp32") -> np.ndarray:
     """uint8 ``(N, 28, 28)`` -> softmax probabilities, float32 ``(N, 10)``."""
-    return F.softmax(predict_logits(model, images, device), dim=1).numpy().astype(np.float32)
+    return F.softmax(predict_logits(model, images, device, precision), dim=1).numpy().astype(np.float32)
 
 
-def timed_predict_probs(model: nn.Module, images: torch.Tensor, device: str = "cpu") -> tuple[np.ndarray, float]:
+def timed_predict_probs(model: nn.Module, images: torch.Tensor, device: str = "cpu",
+                        precision: str = "fp32") -> tuple[np.ndarray, float]:
     """Probabilities and the seconds they took per 1,000 images (after a warm-up batch)."""
-    predict_logits(model, images[:CONV_BATCH], device=device)
+    predict_logits(model, images[:CONV_BATCH], device=device, precision=precision)
     start = time.perf_counter()
-    probs = predict_probs(model, images, device=device)
+    probs = predict_probs(model, images, device=device, precision=precision)
     seconds = time.perf_counter() - start
     return probs, 1000.0 * seconds / max(len(images), 1)

@@ -14,7 +14,7 @@ plus validation, history, best weights and checkpoint), :func:`finish_member`
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -22,16 +22,19 @@ import zlib
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from committee.augment import AugmentParams, augment_batch
+from committee.augment import AugmentParams, alternating_flip, augment_batch
 from committee.config import RunConfig
 from committee.console import log
 from committee.data import Dataset, Splits, batches, to_float
 from committee.engine import for_engine
 from committee.errors import CommitteeError, UsageError
-from committee.models import ModelSpec, build_model, count_params, get_spec, input_shape_of, summary
+from committee.models import ModelSpec, build_model, count_params, fit_whitening, get_spec, input_shape_of, summary
+from committee.precision import autocast, cache_key, choose, step_rate
 from committee.predict import predict_logits, timed_predict_probs
 from committee.rundir import RunDir
 
@@ -55,23 +58,20 @@ def training_layout(is_conv: bool) -> torch.memory_format:
     return torch.channels_last if is_conv else torch.contiguous_format
 
 
-def mixed_precision(device: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 on CPU, where bf16 autocast ran at
-    0.69-0.85x of fp32 on a Xeon without AMX (README, "Speed") and its gain elsewhere is CPU-specific."""
-    if str(device).startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_optimizer(model: torch.nn.Module, kind: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam (the seed's), AdamW or Nesterov SGD; weight decay skips biases and norm weights.
+def make_optimizer(model: torch.nn.Module, kind: str, lr: float, weight_decay: float = 0.0,
+                   bias_lr: float = 1.0) -> torch.optim.Optimizer:
+    """Adam (the seed's), AdamW or Nesterov SGD over the trainable parameters; weight decay
+    skips biases and norm weights, whose learning rate is ``bias_lr`` times the others'
+    (each group's ``lr_scale``, applied by the schedule in :func:`run_epoch`).
 
     fused: one kernel per parameter group for the whole update, several times faster
     optimizer steps than foreach here (``benchmarks/engine_ab.py``, "foreach Adam" column).
     """
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    other = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim > 1]
+    other = [p for p in trainable if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+              {"params": other, "weight_decay": 0.0, "lr_scale": bias_lr, "lr": lr * bias_lr}]
     if kind == "adam":
         return torch.optim.Adam(groups, lr=lr, fused=True)
     if kind == "adamw":
@@ -79,6 +79,27 @@ def make_optimizer(model: torch.nn.Module, kind: str, lr: float, weight_decay: f
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, fused=True)
     raise CommitteeError(f"unknown optimizer {kind!r}")
+
+
+def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and buffers whose decay warms up as
+    ``min(decay, (1 + n) / (10 + n))`` after n updates, so the first steps' random weights fade
+    out quickly (the early average would otherwise be mostly the initialisation).
+
+    n is read from the average's own step count, which stays on the CPU: reading it costs no
+    device sync, and a resumed checkpoint restores it.
+    """
+    ema = AveragedModel(model, use_buffers=True)
+    count = ema.n_averaged  # updated in place by update_parameters and by load_state_dict
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], _: torch.Tensor) -> None:
+        n = float(count)
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+        else:  # integer buffers (batch norm's step count) are copied
+            torch._foreach_copy_(averaged, current)
+    ema.multi_avg_fn = update
+    return ema
 
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
@@ -104,12 +125,13 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               label_smoothing: float = 0.0, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+               label_smoothing: float = 0.0, device: str = "cpu", precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on a batch: ``x`` float ``(B, 1, 28, 28)``, ``y`` int64 ``(B,)``.
 
+    ``precision`` fp32 or bf16 (autocast; the loss, weights and optimizer state stay fp32).
     Returns the detached loss (a 0-d tensor: reading it would sync) and logits ``(B, 10)``.
     """
-    with mixed_precision(device):
+    with autocast(device, precision):
         logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
@@ -140,6 +162,10 @@ class MemberTraining:
     epochs: int
     device: str
     patience: int | None
+    precision: str = "fp32"
+    precision_rates: dict = field(default_factory=dict)  # what an auto choice rests on
+    ema: AveragedModel | None = None  # the weights' moving average: evaluated and saved when on
+    flip_bits: torch.Tensor | None = None  # bool (N,): alternating flips' first-epoch coin per image
     history: list[dict] = field(default_factory=list)
     best_acc: float = -1.0
     best_epoch: int = 0
@@ -152,6 +178,16 @@ class MemberTraining:
         return -(-len(self.x_train) // self.batch_size)
 
     @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def state_module(self) -> torch.nn.Module:
+        """What the checkpoint holds: the model, and its moving average when there is one."""
+        return self.model if self.ema is None else nn.ModuleDict({"net": self.model, "ema": self.ema})
+
+    @property
     def done(self) -> bool:
         stopped = self.patience is not None and bool(self.history) and self.stale >= self.patience
         return stopped or self.next_epoch > self.epochs
@@ -161,7 +197,8 @@ def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec
     """A member's architecture and its factory arguments for this dataset's shape and classes."""
     opts = cfg.options_for(name)
     spec = get_spec(opts["arch"])
-    return spec, spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names))
+    return spec, spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names),
+                                 whiten=opts["whiten"], dirac=opts["dirac"], tta=opts["tta"])
 
 
 def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
@@ -174,17 +211,37 @@ def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, ru
     torch.manual_seed(seed)
     layout = training_layout(spec.is_conv)
     model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
+    x_train = dataset.images[splits.train]
+    # Whitening filters from the first 5,000 training images (the validation split is never seen).
+    fit_whitening(model, to_float(x_train[:5000]))
+    if opts["freeze_bn_scale"]:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.requires_grad_(False)
     aug_params = cfg.augment_params(name) if opts["augment"] else None
+    if aug_params is not None and opts["alt_flip"]:
+        aug_params = dataclasses.replace(aug_params, flip=0.0)  # the alternating flip replaces the coin
     # Its own generator, so switching augmentation on leaves the batch order unchanged.
     aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
-    optimizer = make_optimizer(model, opts["optimizer"], opts["lr"], opts["weight_decay"])
+    new_optimizer = lambda net: make_optimizer(net, opts["optimizer"], opts["lr"], opts["weight_decay"], opts["bias_lr"])  # noqa: E731
+    optimizer = new_optimizer(model)
+    batch_size = cfg.batch_size or spec.batch_size
+    n_classes = len(dataset.class_names)
+    precision, rates = choose(cfg.precision, cache_key(device, f"{spec.name} {model_kwargs} batch {batch_size}"),
+                              lambda p: step_rate(model, new_optimizer, dataset.input_shape, n_classes, batch_size,
+                                                  device, p, layout))
+    if rates:
+        log(f"{name:>10} precision auto: {precision} (fp32 {rates['fp32']:,.0f}, bf16 {rates['bf16']:,.0f} img/s"
+            f"{', cached' if rates['cached'] else ''})")
+    ema = moving_average(model, opts["ema"]) if opts["ema"] else None
+    flip_bits = (torch.rand(len(x_train), generator=torch.Generator().manual_seed(seed + 2)) < 0.5) if opts["alt_flip"] else None
     t = MemberTraining(
         name, opts, spec, model_kwargs, seed, model, optimizer, layout, aug_params,
         {"batches": torch.Generator().manual_seed(seed), "augment": aug_generator},
-        dataset.images[splits.train], dataset.labels[splits.train], dataset.images[splits.val], dataset.labels[splits.val],
-        cfg.batch_size or spec.batch_size, cfg.epochs_for(name), device, cfg.patience)
+        x_train, dataset.labels[splits.train], dataset.images[splits.val], dataset.labels[splits.val],
+        batch_size, cfg.epochs_for(name), device, cfg.patience, precision, rates, ema, flip_bits)
     if resume and run.has_checkpoint(name):
-        state = run.load_checkpoint(name, model, optimizer, t.generators)
+        state = run.load_checkpoint(name, t.state_module, optimizer, t.generators)
         t.best_acc, t.best_epoch, t.stale, t.train_seconds = state["best_acc"], state["best_epoch"], state["stale"], state["train_seconds"]
         # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
         t.history = run.history(name)[: state["epoch"]]
@@ -207,13 +264,17 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     for step, idx in enumerate(batches(n_train, t.batch_size, t.generators["batches"])):
         factor = lr_factor(opts["schedule"], (epoch - 1) * t.steps_per_epoch + step, t.epochs * t.steps_per_epoch)
         for group in t.optimizer.param_groups:
-            group["lr"] = opts["lr"] * factor
+            group["lr"] = opts["lr"] * factor * group.get("lr_scale", 1.0)
         x = to_float(t.x_train[idx]).to(t.device, non_blocking=True)
+        if t.flip_bits is not None:
+            x = alternating_flip(x, t.flip_bits[idx].to(t.device, non_blocking=True), epoch)
         if t.aug_params is not None:
             x = augment_batch(x, t.aug_params, t.generators["augment"])
         x = x.contiguous(memory_format=t.layout)
         y = t.y_train[idx].to(t.device, non_blocking=True)
-        loss, logits = train_step(t.model, t.optimizer, x, y, opts["label_smoothing"], t.device)
+        loss, logits = train_step(t.model, t.optimizer, x, y, opts["label_smoothing"], t.device, t.precision)
+        if t.ema is not None:
+            t.ema.update_parameters(t.model)
         loss_sum += loss * len(idx)
         correct += (logits.argmax(1) == y).sum()
         if bar is not None:
@@ -225,7 +286,7 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     epoch_train_seconds = time.perf_counter() - epoch_start
     t.train_seconds += epoch_train_seconds
 
-    val_logits = predict_logits(t.model, t.x_val, device=t.device)
+    val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
     val_loss = F.cross_entropy(val_logits, t.y_val).item()
     val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
     row = {"epoch": epoch, "train_loss": loss_sum.item() / n_train, "train_acc": correct.item() / n_train,
@@ -236,10 +297,10 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     improved = val_acc > t.best_acc
     if improved:
         t.best_acc, t.best_epoch, t.stale = val_acc, epoch, 0
-        run.save_weights(t.name, t.model, epoch)
+        run.save_weights(t.name, t.eval_model, epoch)
     else:
         t.stale += 1
-    run.save_checkpoint(t.name, t.model, t.optimizer, t.generators, {
+    run.save_checkpoint(t.name, t.state_module, t.optimizer, t.generators, {
         "epoch": epoch, "best_acc": t.best_acc, "best_epoch": t.best_epoch, "stale": t.stale, "train_seconds": t.train_seconds})
     log(f"{t.name:>10} epoch {epoch:>3}/{t.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
         f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
@@ -255,9 +316,10 @@ def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunD
 
     placement: where it was trained (``node``, ``hostname``), recorded in member.json.
     """
-    run.load_weights(t.name, t.model)
-    probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device)
-    probs_test, infer_s_per_1000 = timed_predict_probs(t.model, dataset.images[splits.test], device=t.device)
+    run.load_weights(t.name, t.model)  # the best epoch's weights (its moving average, with --ema)
+    probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device, precision=t.precision)
+    probs_test, infer_s_per_1000 = timed_predict_probs(t.model, dataset.images[splits.test], device=t.device,
+                                                       precision=t.precision)
     n_train = len(t.x_train)
     # The layer table of the model as the registry builds it (flip-TTA models run their net twice:
     # summary records each layer once).
@@ -276,7 +338,10 @@ def finish_member(t: MemberTraining, dataset: Dataset, splits: Splits, run: RunD
         "best_val_acc": t.best_acc,
         "batch_size": t.batch_size,
         "lr": t.opts["lr"],
-        "recipe": {k: t.opts[k] for k in ("optimizer", "schedule", "weight_decay", "label_smoothing")},
+        "recipe": {k: t.opts[k] for k in ("optimizer", "schedule", "weight_decay", "label_smoothing", "ema", "bias_lr",
+                                          "freeze_bn_scale", "alt_flip")},
+        "precision": t.precision,
+        **({"precision_rates": t.precision_rates} if t.precision_rates else {}),
         "seed": t.seed,
         "train_seconds": t.train_seconds,
         "train_images_per_s": n_train * len(t.history) / t.train_seconds if t.train_seconds else None,
