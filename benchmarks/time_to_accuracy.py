@@ -40,7 +40,7 @@ def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) ->
         sys.exit(f"time_to_accuracy: {preset} x{scale} failed: {proc.stderr.strip().splitlines()[-1]}")
     result = RunResult.from_dict(json.loads(proc.stdout), "committee run --json")
     committee = result.committees[rule].test
-    return {"label": f"{preset} x{scale:g}", "group": f"{preset} (wall time)", "preset": preset, "scale": scale, "seed": seed,
+    return {"label": f"{preset} x{scale:g}" + (f" s{seed}" if seed else ""), "group": f"{preset} (wall time)", "preset": preset, "scale": scale, "seed": seed,
             "seconds": wall, "accuracy": 100 * committee.accuracy, "ci": [100 * v for v in committee.accuracy_ci],
             "members": {n: 100 * m.test.accuracy for n, m in result.members.items()},
             "train_seconds": sum(m.train_seconds for m in result.members.values()), "rule": rule,
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--scales", default="0.25,0.5,1", help="epoch scales to run, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="run seeds --seed .. --seed + N - 1 of every scale")
     ap.add_argument("--rule", default="mean")
     ap.add_argument("--reference", type=Path, action="append", default=[], help="a finished run directory to plot too")
     ap.add_argument("--target", type=float, default=93.5)
@@ -73,8 +74,8 @@ def main() -> None:
     results = args.out / "time_to_accuracy.json"
     points = read_json(results)["points"] if results.exists() else []
     if not args.plot_only:
-        for scale in (float(s) for s in args.scales.split(",")):
-            point = run_point(args.preset, scale, args.seed, args.runs_dir / f"{args.preset}-x{scale:g}", args.rule)
+        for scale, seed in ((float(s), args.seed + k) for s in args.scales.split(",") for k in range(args.seeds)):
+            point = run_point(args.preset, scale, seed, args.runs_dir / f"{args.preset}-x{scale:g}-s{seed}", args.rule)
             print(f"{point['label']:>14}: {point['seconds']:6.0f} s wall  committee {point['accuracy']:.2f} % "
                   f"[{point['ci'][0]:.2f}, {point['ci'][1]:.2f}]", flush=True)
             points = [p for p in points if p["label"] != point["label"]] + [point]
