@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(p)
     p.add_argument("--json", action="store_true", help="print ablation.json on stdout")
 
-    p = sub.add_parser("bench", help="training and inference throughput: our engine vs the textbook loop vs the machine's peak")
+    p = sub.add_parser("bench", help="training and inference throughput: our engine in fp32 and bf16 vs the textbook loop vs the machine's peak")
     p.add_argument("--members", type=name_list, default=("shallow", "basic_cnn", "deep_cnn"), metavar="A,B,...",
                    help="members to benchmark (default: shallow,basic_cnn,deep_cnn)")
     p.add_argument("--batch-size", type=positive_int, help="training batch size (default: each architecture's own)")

@@ -117,8 +117,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     g.add_argument("--precision", choices=PRECISIONS,
-                   help="fp32 (default), bf16 (autocast; fp32 weights and optimizer state) or auto: the faster of the "
-                        "two for each member on this machine, measured once and cached")
+                   help="fp32 (quick and seed presets), bf16 (autocast; fp32 weights and optimizer state) or auto "
+                        "(fast, strong): the faster of the two for each member on this machine, measured once and cached")
     g.add_argument("--ema", type=probability, metavar="DECAY",
                    help="keep an exponential moving average of the weights (decay per step, e.g. 0.99) and evaluate and save it")
     g.add_argument("--bias-lr", type=positive_float, metavar="F", help="learning-rate multiplier for biases and BN shifts (default 1)")
