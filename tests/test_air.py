@@ -64,6 +64,10 @@ def test_translation_tta_averages_six_views():
     expected = 0.5 * mirror(x) + 0.25 * mirror(padded[..., :6, :6]) + 0.25 * mirror(padded[..., 2:, 2:])
     assert torch.allclose(tta(x).exp(), expected, atol=1e-6)
     assert torch.allclose(tta(x).exp().sum(1), torch.ones(4), atol=1e-6)
+    from committee.models import mirror_views_only
+    with mirror_views_only(tta):  # per-epoch validation: the two mirror views only
+        assert torch.allclose(tta(x).exp(), mirror(x), atol=1e-6)
+    assert tta.translate == 1 and torch.allclose(tta(x).exp(), expected, atol=1e-6)
     assert torch.allclose(tta.train()(x), net(x))  # training: the plain net
     with pytest.raises(Exception, match="--tta"):
         build_model("air_cnn", tta=3)

@@ -9,6 +9,7 @@ trainable parameter counts exactly (tests/test_models.py checks each count).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from typing import Callable
@@ -212,6 +213,21 @@ class FlipTTA(nn.Module):
             up_left = padded[..., 2 * t:, 2 * t:].contiguous(memory_format=torch.channels_last)
             probs = 0.5 * probs + 0.25 * self._mirror_probs(down_right) + 0.25 * self._mirror_probs(up_left)
         return probs.clamp_min(1e-12).log()
+
+
+@contextlib.contextmanager
+def mirror_views_only(model: nn.Module):
+    """Within the block, every FlipTTA of ``model`` reads the image and its mirror only (2 views
+    instead of 6): the per-epoch validation of training, a third of the cost; the final
+    probabilities use all views."""
+    layers = [(m, m.translate) for m in model.modules() if isinstance(m, FlipTTA)]
+    for m, _ in layers:
+        m.translate = 0
+    try:
+        yield model
+    finally:
+        for m, translate in layers:
+            m.translate = translate
 
 
 def with_tta(net: nn.Module, tta: int) -> nn.Module:

@@ -33,7 +33,8 @@ from committee.console import log
 from committee.data import Dataset, Splits, batches, to_float
 from committee.engine import for_engine
 from committee.errors import CommitteeError, UsageError
-from committee.models import ModelSpec, build_model, count_params, fit_whitening, get_spec, input_shape_of, summary
+from committee.models import (ModelSpec, build_model, count_params, fit_whitening, get_spec, input_shape_of,
+                              mirror_views_only, summary)
 from committee.precision import autocast, cache_key, choose, step_rate
 from committee.predict import predict_logits, timed_predict_probs
 from committee.rundir import RunDir
@@ -286,7 +287,8 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     epoch_train_seconds = time.perf_counter() - epoch_start
     t.train_seconds += epoch_train_seconds
 
-    val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
+    with mirror_views_only(t.eval_model):  # picking the best epoch needs no translated views
+        val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
     val_loss = F.cross_entropy(val_logits, t.y_val).item()
     val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
     row = {"epoch": epoch, "train_loss": loss_sum.item() / n_train, "train_acc": correct.item() / n_train,
