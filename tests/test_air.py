@@ -183,6 +183,8 @@ def test_bf16_trains_end_to_end_on_cpu(synthetic_dir, tmp_path):
     probs = np.load(tmp_path / "b/members/air_cnn/probs_test.npy")
     assert code == 0 and info["precision"] == "bf16" and np.isfinite(probs).all()
     assert np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert main(["report", "--run-dir", str(tmp_path / "b")]) == 0  # the report's training table names it
+    assert "| bf16 |" in (tmp_path / "b/report.md").read_text()
     assert main(["train", "--run-dir", str(tmp_path / "c"), "--precision", "fp16"]) == 2
 
 

@@ -211,11 +211,15 @@ def training(ctx: ReportContext) -> Section:
     sec = Section("training", "Training")
     rows = []
     for name, m in ctx.result.members.items():
-        e = m.info
+        e, info = m.info, ctx.members.get(name, {})
         rows.append([name, str(e.get("epochs_run", "–")), str(e.get("best_epoch", "–")), str(e.get("batch_size", "–")),
+                     info.get("precision", "fp32") + (" (auto)" if info.get("precision_rates") else ""),
                      secs(e.get("train_seconds")), f"{e['train_images_per_s']:,.0f}" if e.get("train_images_per_s") else "–"])
-    sec.blocks.append(Table(["member", "epochs run", "best epoch", "batch", "training time", "images/s"], rows,
-                            caption="The kept weights are those of the best epoch by validation accuracy."))
+    averaged = any((info.get("recipe") or {}).get("ema") for info in ctx.members.values())
+    sec.blocks.append(Table(["member", "epochs run", "best epoch", "batch", "precision", "training time", "images/s"], rows,
+                            caption="The kept weights are those of the best epoch by validation accuracy"
+                                    + (" (with --ema: the moving average of the weights, which is also what is "
+                                       "validated)" if averaged else "") + "."))
     for name, hist in ctx.histories.items():
         if not hist:
             continue
@@ -231,7 +235,9 @@ def training(ctx: ReportContext) -> Section:
         fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
         plots.training_curves(a, b, get("epoch"), get("train_acc"), get("val_acc"), get("train_loss"), get("val_loss"),
                               ctx.result.members[name].info.get("best_epoch") or int(get("epoch")[np.argmax(get("val_acc"))]),
-                              name, train_label=train_label, val_label="validation (plain cross-entropy, eval mode)")
+                              name, train_label=train_label,
+                              val_label="validation (plain cross-entropy, eval mode"
+                                        + (", moving average of the weights" if (info.get("recipe") or {}).get("ema") else "") + ")")
         fig.tight_layout(rect=(0, 0.1, 1, 1))
         caption = (f"{name}: accuracy and loss per epoch. The training line is the average over the epoch while the "
                    f"weights still move, in training mode"
