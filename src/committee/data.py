@@ -46,7 +46,8 @@ MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "committee" / "fashion-mnist"
+    from committee.machine import cache_dir as user_cache
+    return user_cache("fashion-mnist")
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:

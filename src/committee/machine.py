@@ -3,9 +3,17 @@ each run (config.json's "environment") and each benchmark JSON, since speed diff
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 import numpy as np
+
+
+def cache_dir(name: str) -> Path:
+    """This user's cache folder for ``name`` (``$XDG_CACHE_HOME/committee/<name>``, default ``~/.cache``):
+    the dataset, decoded image folders, precision choices."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "committee" / name
 
 
 def environment(device: str) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,8 @@ def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
 
 
 def cache_path() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "committee" / "precision.json"
+    from committee.machine import cache_dir
+    return cache_dir("precision.json")
 
 
 def processor(device: str) -> str:

@@ -250,7 +250,8 @@ def _parallel(fn, items: list, desc: str) -> list:
 
 
 def folder_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "committee" / "folders"
+    from committee.machine import cache_dir
+    return cache_dir("folders")
 
 
 def load_folder(root: Path, spec: DataSpec):
