@@ -13,7 +13,7 @@ from committee import precision
 from committee.augment import alternating_flip
 from committee.cli import main
 from committee.config import PRESETS, RunConfig
-from committee.models import FlipTTA, PatchWhitening, build_model, count_params, fit_whitening
+from committee.models import FlipTTA, PatchWhitening, Standardize, build_model, count_params, fit_whitening
 from committee.train import make_optimizer, moving_average, train_step
 
 
@@ -41,6 +41,32 @@ def test_whitening_is_frozen_and_whitens_patches():
     train_step(model, opt, images[:16], torch.randint(0, 10, (16,)))
     assert torch.equal(stem.weight, before)  # frozen: a training step leaves it alone
     assert not isinstance(build_model("air_cnn", whiten=False).net[0], PatchWhitening)
+
+
+def test_standardized_air_cnn_is_blind_to_contrast_and_fits_whitening_on_what_it_sees():
+    gen = torch.Generator().manual_seed(1)
+    base = F.avg_pool2d(torch.rand(300, 1, 32, 32, generator=gen), 5, 1)[..., :28, :28]
+    images = 0.2 + 0.5 * base  # a narrow grey range, like a low-contrast photo
+    z = Standardize(eps=0)(images)
+    assert torch.allclose(z.mean(dim=(1, 2, 3)), torch.zeros(300), atol=1e-5)
+    assert torch.allclose(z.std(dim=(1, 2, 3)), torch.ones(300), atol=1e-4)
+
+    model = build_model("air_cnn", width=8, standardize=True)
+    assert isinstance(model.net[0], Standardize) and isinstance(model.net[1], PatchWhitening)
+    fit_whitening(model, images)
+    out = model.net[1](model.net[0](images))[:, :4]
+    cov = torch.cov(out.permute(0, 2, 3, 1).reshape(-1, 4).T)
+    assert torch.allclose(cov.diagonal(), torch.ones(4), atol=0.05), cov  # whitened the standardized patches
+    plain = build_model("air_cnn", width=8)
+    fit_whitening(plain, images)
+    assert not torch.allclose(plain.net[0].weight, model.net[1].weight, atol=1e-3)  # raw patches differ
+    model.eval(), plain.eval()
+    x = 0.5 + 10 * (images[:8] - images[:8].mean())  # full contrast
+    low = 0.6 + 0.3 * (x - 0.5)  # contrast x0.3, brighter
+    with torch.no_grad():
+        change_std = (model(x) - model(low)).abs().max()
+        change_plain = (plain(x) - plain(low)).abs().max()
+    assert change_std < 0.1 * change_plain, (change_std, change_plain)
 
 
 def test_dirac_init_passes_the_input_through():

@@ -23,7 +23,7 @@ def run_and_images(tmp_path_factory):
     return root, images
 
 
-@pytest.mark.parametrize("rule, dtype", [("mean", "uint8"), ("weighted", "float32"), ("vote", "uint8")])
+@pytest.mark.parametrize("rule, dtype", [("mean", "uint8"), ("weighted", "float32"), ("vote", "uint8"), ("calibrated", "uint8")])
 def test_onnx_matches_pytorch(run_and_images, rule, dtype, capsys):
     root, images = run_and_images
     out = root / f"c-{rule}-{dtype}.onnx"
@@ -38,6 +38,17 @@ def test_onnx_matches_pytorch(run_and_images, rule, dtype, capsys):
     np.testing.assert_allclose(got, expected, atol=1e-5)
     one = session.run(None, {session.get_inputs()[0].name: feed[:1]})[0]  # any batch size
     np.testing.assert_allclose(one, got[:1], atol=1e-5)
+
+
+def test_default_rule_is_the_mean_calibrated(run_and_images):
+    """predict's default: the mean rule's classes, probabilities with the validation-fitted temperature."""
+    root, images = run_and_images
+    default, mean = pipeline.predict(root / "run", images), pipeline.predict(root / "run", images, "mean")
+    _, params = pipeline.fitted_rule(root / "run", "calibrated")
+    assert params["temperature"] != pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_array_equal(default.probs.argmax(1), mean.probs.argmax(1))
+    assert not np.allclose(default.probs, mean.probs, atol=1e-4)
+    np.testing.assert_allclose(default.probs, pipeline.predict(root / "run", images, "calibrated").probs)
 
 
 def test_module_rejects_unexportable_rule(run_and_images):

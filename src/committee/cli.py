@@ -15,6 +15,7 @@ from pathlib import Path
 
 from committee import __version__, pipeline
 from committee.config import RunConfig
+from committee.ensemble import DEFAULT_RULE, EXPORTABLE_RULES
 from committee.errors import CommitteeError, UsageError
 from committee.rundir import RunDir
 from committee.flags import Parser, add_data_args, add_preset_arg, add_train_args, name_list, positive_int, probability
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify your own images (PNG, JPEG, BMP, GIF, WebP, .npy, folders) with a trained committee")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, .npy arrays of the run's input shape ((N, 28, 28) for Fashion-MNIST), or directories")
-    p.add_argument("--rule", default="mean", help="committee rule (default mean)")
+    p.add_argument("--rule", default=DEFAULT_RULE,
+                   help=f"committee rule (default {DEFAULT_RULE}: the mean's predictions, probabilities calibrated on validation)")
     p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="classes to show per image (default 3)")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                    help="Fashion-MNIST runs: make the garment light on dark; auto detects a light background (default). "
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--format", choices=("onnx",), default="onnx")
     p.add_argument("--out", required=True, type=Path, help="output file, e.g. committee.onnx")
-    p.add_argument("--rule", default="mean", help="committee rule: mean, weighted or vote (default mean)")
+    p.add_argument("--rule", default=DEFAULT_RULE, help=f"committee rule: {', '.join(EXPORTABLE_RULES)} (default {DEFAULT_RULE})")
     p.add_argument("--input-dtype", choices=("uint8", "float32"), default="uint8",
                    help="uint8 pixels in [0, 255] (default) or float32 in [0, 1], shape (N, 1, 28, 28)")
     p.add_argument("--json", action="store_true")

@@ -24,7 +24,7 @@ CHANNELS = ("auto", "1", "3")
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = ("bn", "dropout", "augment", "seed", "lr", "aug_rotation", "aug_shift", "aug_zoom", "aug_flip", "aug_erase",
                   "aug_jitter", "aug_mix", "alt_flip",
-                  "width", "whiten", "dirac", "tta",
+                  "width", "whiten", "dirac", "tta", "standardize",
                   "optimizer", "schedule", "weight_decay", "label_smoothing", "ema", "bias_lr", "freeze_bn_scale")
 
 
@@ -77,6 +77,7 @@ class RunConfig:
     whiten: bool | None = None  # frozen patch-whitening first layer
     dirac: bool | None = None  # Dirac (identity) initialisation of the convolutions
     tta: int | None = None  # test-time views: 0 none, 1 mirror, 2 mirror x 1-pixel translations
+    standardize: bool | None = None  # each image to zero mean, unit std before the first layer (air_cnn)
     # The recipe. The seed's: Adam, constant learning rate, plain cross-entropy.
     optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
     schedule: str = "constant"  # constant | onecycle | cosine (per step, see train.lr_factor)

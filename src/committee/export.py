@@ -12,20 +12,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from committee.ensemble import DEFAULT_RULE, EXPORTABLE_RULES
 from committee.errors import CommitteeError, UsageError
-
-EXPORTABLE_RULES = ("mean", "weighted", "vote")
 
 
 class CommitteeModule(nn.Module):
     """Members + a fitted rule as one module: images ``(N, C, S, S)`` -> probabilities ``(N, K)``."""
 
-    def __init__(self, members: list[nn.Module], weights: list[float] | None, vote: bool = False, uint8_input: bool = False):
+    def __init__(self, members: list[nn.Module], weights: list[float] | None, vote: bool = False, uint8_input: bool = False,
+                 temperature: float | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
         w = torch.tensor(weights if weights is not None else [1.0] * len(members), dtype=torch.float32)
         self.register_buffer("weights", w / w.sum())
-        self.vote, self.uint8_input = vote, uint8_input
+        self.vote, self.uint8_input, self.temperature = vote, uint8_input, temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float() / 255.0 if self.uint8_input else images
@@ -35,7 +35,11 @@ class CommitteeModule(nn.Module):
             outs = [F.one_hot(z.argmax(dim=1), z.shape[1]).float() for z in logits]
             return torch.stack(outs).mean(dim=0)
         probs = torch.stack([F.softmax(m(x), dim=1) for m in self.members])  # (M, N, K)
-        return (probs * self.weights[:, None, None]).sum(dim=0)
+        mean = (probs * self.weights[:, None, None]).sum(dim=0)
+        if self.temperature is None:
+            return mean
+        # ensemble.temperature_scale: softmax(log p / T)
+        return F.softmax(torch.log(mean.clamp_min(1e-15)) / self.temperature, dim=1)
 
 
 def build_committee_module(run_dir: str | Path, rule: str, uint8_input: bool) -> CommitteeModule:
@@ -45,10 +49,11 @@ def build_committee_module(run_dir: str | Path, rule: str, uint8_input: bool) ->
     if rule not in EXPORTABLE_RULES:
         raise UsageError(f"rule {rule!r} cannot be exported; choose from {', '.join(EXPORTABLE_RULES)}")
     models, params = load_committee(run_dir, rule)
-    return CommitteeModule(list(models.values()), params.get("weights"), vote=rule == "vote", uint8_input=uint8_input).eval()
+    return CommitteeModule(list(models.values()), params.get("weights"), vote=rule == "vote", uint8_input=uint8_input,
+                           temperature=params.get("temperature")).eval()
 
 
-def export_onnx(run_dir: str | Path, out: Path, rule: str = "mean", input_dtype: str = "uint8") -> Path:
+def export_onnx(run_dir: str | Path, out: Path, rule: str = DEFAULT_RULE, input_dtype: str = "uint8") -> Path:
     """Write the committee as ONNX (atomically) and return its path."""
     try:
         import onnx  # noqa: F401

@@ -134,6 +134,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="air_cnn: frozen patch-whitening first layer (default on)")
     g.add_argument("--dirac", action=argparse.BooleanOptionalAction, default=None,
                    help="air_cnn: Dirac (identity) initialisation of its convolutions (default on)")
+    g.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="air_cnn: scale each image to zero mean and unit std first (blind to brightness and contrast)")
     g.add_argument("--tta", type=int, choices=(0, 1, 2),
                    help="test-time views of fast_cnn, resnet, air_cnn: 0 none, 1 mirror (their default), 2 mirror x 1-pixel shifts (air_cnn's)")
     g.add_argument("--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)")

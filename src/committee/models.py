@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from committee.errors import UsageError
 
 N_CLASSES = 10
-VARIANT_FLAGS = ("bn", "dropout", "width", "whiten", "dirac", "tta")
+VARIANT_FLAGS = ("bn", "dropout", "width", "whiten", "dirac", "tta", "standardize")
 INPUT_FLAGS = ("in_channels", "image_size", "n_classes")
 
 
@@ -60,7 +60,7 @@ class ModelSpec:
         input geometry ``(C, S, S)`` and class count where they are not Fashion-MNIST's.
 
         ``None`` leaves the architecture's own default; flags it has no option for are ignored.
-        ``variants``: the other flags of :data:`VARIANT_FLAGS` (``whiten``, ``dirac``, ``tta``).
+        ``variants``: the other flags of :data:`VARIANT_FLAGS` (``whiten``, ``dirac``, ``tta``, ``standardize``).
         """
         kw: dict = {}
         if input_shape is not None and tuple(input_shape) != (1, 28, 28):
@@ -338,13 +338,50 @@ class PatchWhitening(nn.Conv2d):
         return self
 
 
+class _Captured(Exception):
+    pass
+
+
+@torch.no_grad()
 def fit_whitening(model: nn.Module, images: torch.Tensor) -> bool:
     """Fit every :class:`PatchWhitening` layer of ``model`` on float ``images`` ``(N, C, S, S)``;
-    returns whether there was one."""
+    returns whether there was one.
+
+    Each layer is fitted on what it receives, not on the raw images: the model runs up to the
+    layer (a per-image :class:`Standardize` before it changes the patch statistics) and stops there.
+    """
     layers = [m for m in model.modules() if isinstance(m, PatchWhitening)]
     for layer in layers:
-        layer.fit(images.to(layer.weight.device))
+        seen: list[torch.Tensor] = []
+
+        def grab(module, args, seen=seen):
+            seen.append(args[0])
+            raise _Captured
+
+        hook = layer.register_forward_pre_hook(grab)
+        try:
+            model(images.to(layer.weight.device))
+        except _Captured:
+            pass
+        finally:
+            hook.remove()
+        layer.fit(seen[0])
     return bool(layers)
+
+
+class Standardize(nn.Module):
+    """Each image to zero mean and unit standard deviation over its pixels, ``(B, C, S, S)`` in
+    and out: the net no longer sees global brightness and contrast (a member that fails
+    differently under photometric shift; issue 17)."""
+
+    def __init__(self, eps: float = 1e-3):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (std + self.eps)
 
 
 def _air_group(c_in: int, c_out: int, dirac: bool) -> list[nn.Module]:
@@ -363,19 +400,20 @@ def _air_group(c_in: int, c_out: int, dirac: bool) -> list[nn.Module]:
 @register("air_cnn", "Whitened 2x2 patches -> 3 conv groups (conv, max-pool, BN, GELU, conv) at 27x27, 13x13, 6x6 "
           "(W, 2W, 4W) -> global max-pool -> 10, flip and translation TTA (time to accuracy)",
           batch_size=128, is_conv=True)
-def air_cnn(width: int = 32, whiten: bool = True, dirac: bool = True, tta: int = 2, in_channels: int = 1,
-            image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
+def air_cnn(width: int = 32, whiten: bool = True, dirac: bool = True, tta: int = 2, standardize: bool = False,
+            in_channels: int = 1, image_size: int = 28, n_classes: int = N_CLASSES) -> nn.Module:
     """An airbench-style net adapted to 28x28 (Jordan 2024, arXiv 2404.00498; our own code).
 
     The first stage works at full resolution (no stride-2 stem): a frozen 2x2 patch-whitening
     layer (``whiten``; else a trained conv of the same shape), then three conv groups that each
     halve the side. (B, C, 28, 28) -> 27x27x8C -> 13x13xW -> 6x6x2W -> 3x3x4W -> max -> K.
-    ``dirac`` starts every conv near the identity; ``tta`` picks the test-time views (FlipTTA).
+    ``dirac`` starts every conv near the identity; ``tta`` picks the test-time views (FlipTTA);
+    ``standardize`` puts a per-image :class:`Standardize` in front.
     """
     _check_size("air_cnn", conv_out(image_size, 2) // 8, image_size)  # 28 -> 27 -> 13 -> 6 -> 3
     stem = PatchWhitening(in_channels) if whiten else nn.Conv2d(in_channels, 8 * in_channels, 2, bias=False)
     net = nn.Sequential(
-        stem, nn.GELU(),
+        *([Standardize()] if standardize else []), stem, nn.GELU(),
         *_air_group(stem.out_channels, width, dirac), *_air_group(width, 2 * width, dirac),
         *_air_group(2 * width, 4 * width, dirac),
         nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4 * width, n_classes, bias=False),

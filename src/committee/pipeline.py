@@ -24,6 +24,7 @@ import numpy as np
 
 from committee.config import RunConfig
 from committee.console import log
+from committee.ensemble import DEFAULT_RULE
 from committee.errors import CommitteeError, UsageError
 from committee.machine import environment
 from committee.results import RunResult
@@ -346,7 +347,7 @@ def load_committee(run_dir: str | Path, rule: str = "mean") -> tuple[dict, dict]
     return {n: rundir.load_model(n) for n in names}, params
 
 
-def predict(run_dir: str | Path, images: np.ndarray, rule: str = "mean") -> Prediction:
+def predict(run_dir: str | Path, images: np.ndarray, rule: str = DEFAULT_RULE) -> Prediction:
     """Committee predictions for uint8 images of the run's input shape: ``(N, 28, 28)`` for
     Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)`` for your own data."""
     import torch
@@ -378,7 +379,7 @@ def shift(run_dir: str | Path, limit: int | None = None, seed: int = 0, ood_dirs
     return doc
 
 
-def abstention(run_dir: str | Path, rule: str = "mean", coverage: float | None = None, accuracy: float | None = None) -> dict:
+def abstention(run_dir: str | Path, rule: str = DEFAULT_RULE, coverage: float | None = None, accuracy: float | None = None) -> dict:
     """Abstention thresholds for the run's committee, fitted on its validation split only (see shift.fit_abstention)."""
     from committee.ensemble import combine
     from committee.shift import fit_abstention

@@ -199,7 +199,8 @@ def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec
     opts = cfg.options_for(name)
     spec = get_spec(opts["arch"])
     return spec, spec.kwargs_for(opts["bn"], opts["dropout"], opts["width"], dataset.input_shape, len(dataset.class_names),
-                                 whiten=opts["whiten"], dirac=opts["dirac"], tta=opts["tta"])
+                                 whiten=opts["whiten"], dirac=opts["dirac"], tta=opts["tta"],
+                                 standardize=opts["standardize"])
 
 
 def setup_member(name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu",
