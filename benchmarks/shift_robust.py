@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from committee.fileio import write_json
+from committee.fileio import read_json, write_json
 from committee.machine import environment
 
 
@@ -65,7 +65,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--limit", type=int, default=5000)
     args = p.parse_args()
-    doc = {"environment": environment("cpu"), "limit": args.limit, "seeds": args.seeds, "presets": {}}
+    results = args.out / "shift_robust.json"
+    # Earlier presets' entries stay (a preset measured again replaces its own).
+    doc = {"presets": read_json(results)["presets"] if results.exists() else {}}
+    doc.update({"environment": environment("cpu"), "limit": args.limit, "seeds": args.seeds})
     for preset in args.presets.split(","):
         run_dir = args.runs_dir / preset
         start = time.perf_counter()
@@ -75,8 +78,8 @@ def main() -> None:
                 for s in range(args.seeds)]
         doc["presets"][preset] = {"wall_s_all_seeds": wall, "wall_s_per_seed": wall / args.seeds, **summarise(docs)}
         print(json.dumps({preset: {k: v for k, v in doc["presets"][preset].items() if k != "accuracy_by_family"}}), file=sys.stderr)
-        write_json(args.out / "shift_robust.json", doc)
-    print(f"wrote {args.out / 'shift_robust.json'}")
+        write_json(results, doc)
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":
