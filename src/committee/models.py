@@ -243,7 +243,7 @@ def _conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: i
 
 def _fast_cnn(width: int, depth: int, tta: int, in_channels: int = 1, image_size: int = 28,
               n_classes: int = N_CLASSES) -> nn.Module:
-    """Built for time to accuracy on a CPU (the ``fast`` preset before air_cnn; ``robust``): no layer works at 28x28.
+    """Built for time to accuracy on a CPU (the ``fast`` and ``robust`` presets before air_cnn): no layer works at 28x28.
 
     A 4x4 stride-2 "patch" convolution takes the image to 14x14 at once, a 3x3 stride-2
     convolution to 7x7 (a strided conv instead of max-pooling: pooling 14x14 maps cost as
@@ -260,7 +260,7 @@ def _fast_cnn(width: int, depth: int, tta: int, in_channels: int = 1, image_size
     return with_tta(net, tta)
 
 
-@register("fast_cnn", "Patch conv 4x4/2 32 -> Conv 3x3/2 64 -> Conv 3x3 64 (BN) -> Dense 128 -> 10, flip TTA (robust preset)",
+@register("fast_cnn", "Patch conv 4x4/2 32 -> Conv 3x3/2 64 -> Conv 3x3 64 (BN) -> Dense 128 -> 10, flip TTA (fast before issue 14)",
           batch_size=128, is_conv=True)
 def fast_cnn(width: int = 32, tta: int = 1, in_channels: int = 1, image_size: int = 28,
              n_classes: int = N_CLASSES) -> nn.Module:
