@@ -155,3 +155,40 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
         fileio.write_json(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]
+
+
+@pytest.mark.parametrize("where", ["mkstemp", "body", "cleanup"])
+def test_interrupt_during_a_write_leaves_the_file_whole_or_absent(tmp_path, monkeypatch, where):
+    """Ctrl-C (or SIGTERM) landing anywhere in an atomic write is held until the write is done or undone:
+    the stop still happens, right after, and no temporary file is left (a flaky CI failure once found one)."""
+    import signal
+    import tempfile
+
+    real_mkstemp, real_replace = tempfile.mkstemp, os.replace
+
+    def mkstemp_then_interrupt(*a, **kw):
+        result = real_mkstemp(*a, **kw)  # the file exists now, before atomic_path can guard it
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        os.kill(os.getpid(), signal.SIGTERM)  # in the clean-up after the rename
+
+    previous = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        if where == "mkstemp":
+            monkeypatch.setattr(fileio.tempfile, "mkstemp", mkstemp_then_interrupt)
+        if where == "cleanup":
+            monkeypatch.setattr(fileio.os, "replace", replace_then_interrupt)
+        target = tmp_path / "out.txt"
+        with pytest.raises(KeyboardInterrupt):
+            with fileio.atomic_path(target) as tmp:
+                if where == "body":
+                    os.kill(os.getpid(), signal.SIGINT)
+                tmp.write_text("complete")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert target.read_text() == "complete"
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -6,7 +6,10 @@ under umask 022), then renamed over the target (atomic on POSIX within one
 filesystem), and the directory is synced so the rename itself survives a crash.
 Any ``OSError`` on the way (no space, permission denied, not a directory,
 read-only filesystem) becomes a :class:`CommitteeError` naming the path and the
-cause, after the temporary file is removed.
+cause, after the temporary file is removed. Ctrl-C or SIGTERM during a write is
+held back until the write has finished or been cleaned up, so an interrupt can
+land neither between creating the temporary file and guarding it nor inside the
+clean-up: the file is either complete under its name or absent.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import contextlib
 import io
 import json
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -61,11 +66,48 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_deferring = False
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then deliver them to the handler that was set.
+
+    Python runs signal handlers in the main thread only, so only there can (and need) they be
+    swapped; elsewhere, and inside an outer deferral, the block runs as it is.
+    """
+    global _deferring
+    if _deferring or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _DEFERRED_SIGNALS}
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in caught[:1]:  # one interrupt is enough to stop
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path; on success it is renamed to ``path``, on any error removed."""
     path = Path(path)
     ensure_dir(path.parent)
+    with _signals_deferred():
+        yield from _atomic_path(path)
+
+
+def _atomic_path(path: Path) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
