@@ -20,6 +20,7 @@ from committee import pipeline
 from committee.config import PRESETS
 from committee.fileio import write_json
 from committee.machine import environment
+from committee.seeds import spread
 
 
 def accuracies(result) -> dict:
@@ -47,7 +48,7 @@ def main() -> None:
     write_json(args.out / "heterogeneous.json", {
         "command": f"benchmarks/heterogeneous.py --robust-runs {args.robust_runs} --seeds {args.seeds}",
         "environment": environment("cpu"), "rows": rows,
-        "identical_minus_robust": {"mean": float(diff.mean()), "std": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0}})
+        "identical_minus_robust": spread(diff)})
 
 
 if __name__ == "__main__":

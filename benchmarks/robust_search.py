@@ -21,11 +21,11 @@ from scipy.special import softmax
 
 from committee import pipeline
 from committee.config import PRESETS
-from committee.corruptions import CORRUPTIONS, FAMILY_OF, SEVERITIES, corrupt
+from committee.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from committee.fileio import write_json
 from committee.machine import environment
 from committee.rundir import RunDir
-from committee.shift import Scorer, risk_coverage
+from committee.shift import Scorer, accuracy_by_family, risk_coverage
 
 # Candidate members: the fast recipe plus one kind of augmentation (or input) each.
 POOL = {
@@ -74,8 +74,7 @@ def main() -> None:
     def score(rows: list[int]) -> dict:
         p_clean, p_shift = clean[rows].mean(0), shifted[:, rows].mean(1)
         acc_shift = (p_shift.argmax(-1) == y).mean(-1)  # (C*S,)
-        families = {f: float(np.mean([a for (c, _), a in zip(itertools.product(CORRUPTIONS, SEVERITIES), acc_shift)
-                                      if FAMILY_OF[c] == f])) for f in dict.fromkeys(FAMILY_OF.values())}
+        families = {f: float(np.mean(a)) for f, a in accuracy_by_family(acc_shift.reshape(len(CORRUPTIONS), -1)).items()}
         return {"clean": float((p_clean.argmax(-1) == y).mean()), "mca": float(acc_shift.mean()),
                 "accuracy_at_90": risk_coverage(p_clean.argmax(-1) == y, p_clean.max(-1))["accuracy_at_90"],
                 "by_family": families}

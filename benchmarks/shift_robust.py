@@ -20,6 +20,7 @@ import numpy as np
 
 from committee.fileio import read_json, write_json
 from committee.machine import environment
+from committee.seeds import spread as stat
 
 
 def cli(*args: str) -> str:
@@ -27,11 +28,6 @@ def cli(*args: str) -> str:
     if proc.returncode != 0:
         sys.exit(f"shift_robust: committee {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1]}")
     return proc.stdout
-
-
-def stat(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "values": [float(v) for v in values]}
 
 
 def summarise(docs: list[dict]) -> dict:

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from committee import RunConfig, pipeline
-from committee.shift import fit_abstention, ood_metrics, ood_scores, risk_coverage
+from committee.corruptions import CORRUPTIONS, FAMILY_OF, SEVERITIES
+from committee.shift import accuracy_by_family, fit_abstention, ood_metrics, ood_scores, risk_coverage
 from conftest import synthetic_arrays, write_dataset
 
 
@@ -21,6 +22,17 @@ def test_risk_coverage_on_hand_made_arrays():
     assert np.allclose(rc["risk"], [0, 0, 1 / 3, 1 / 4, 2 / 5])
     assert rc["aurc"] == pytest.approx(np.mean([0, 0, 1 / 3, 1 / 4, 2 / 5]))
     assert rc["accuracy_at_90"] == pytest.approx(1 - 1 / 4)  # round(0.9 * 5) = 4 kept
+
+
+def test_accuracy_by_family_averages_each_family_per_severity():
+    rng = np.random.default_rng(0)
+    acc = rng.random((len(CORRUPTIONS), len(SEVERITIES)))
+    got = accuracy_by_family(acc)
+    assert list(got) == list(dict.fromkeys(FAMILY_OF[c] for c in CORRUPTIONS))
+    for family, per_severity in got.items():
+        rows = [i for i, c in enumerate(CORRUPTIONS) if FAMILY_OF[c] == family]
+        for s in range(len(SEVERITIES)):
+            assert per_severity[s] == pytest.approx(sum(acc[i, s] for i in rows) / len(rows))
 
 
 def test_ood_metrics_match_scikit_learn_and_the_fpr_definition():

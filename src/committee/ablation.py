@@ -17,6 +17,7 @@ from committee.errors import UsageError
 from committee.metrics import evaluate_probs
 from committee.models import get_spec
 from committee.rundir import RunDir
+from committee.seeds import spread
 
 FACTORS = ("bn", "dropout", "augment")
 DEFAULT_DROPOUT = 0.25
@@ -79,9 +80,7 @@ def summarise(run: RunDir, members: dict[str, dict], base: str, factors: list[st
         rows = sorted((r for r in per_run if r["variant"] == v), key=lambda r: r["seed"])
         entry = {"variant": v, "seeds": [r["seed"] for r in rows]}
         for key in ("accuracy", "macro_f1", "nll", "train_seconds"):
-            vals = np.array([r[key] for r in rows], dtype=float)
-            entry[key] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
-                          "values": vals.tolist()}
+            entry[key] = spread([r[key] for r in rows])
         if v != "base":
             diffs = np.array([r["accuracy"] - base_by_seed[r["seed"]]["accuracy"] for r in rows if r["seed"] in base_by_seed])
             ci = t_interval(diffs)

@@ -13,6 +13,13 @@ import numpy as np
 from committee.results import RunResult
 
 
+def spread(values) -> dict:
+    """``{"values", "mean", "std"}`` of numbers across seeds; ``std`` is the sample standard deviation (ddof 1; 0 for one)."""
+    values = np.asarray(values, dtype=float)
+    return {"values": values.tolist(), "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+
 def summarize(results: list[RunResult], walls: list[float] | None = None) -> dict:
     """``{"seeds", "rows": {name: {"values", "mean", "std"}}, "wall_seconds"}`` from K runs' results.
 
@@ -24,13 +31,10 @@ def summarize(results: list[RunResult], walls: list[float] | None = None) -> dic
     names = [n for n in per_seed[0] if all(n in e for e in per_seed)] if per_seed else []
     rows = {}
     for name in names:
-        values = np.array([e[name] for e in per_seed])
-        rows[name] = {"values": values.tolist(), "mean": float(values.mean()),
-                      "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+        rows[name] = spread([e[name] for e in per_seed])
     out: dict = {"seeds": len(results), "split": results[0].main_split if results else "val", "rows": rows}
     if walls:
-        out["wall_seconds"] = {"values": list(walls), "mean": float(np.mean(walls)),
-                               "std": float(np.std(walls, ddof=1)) if len(walls) > 1 else 0.0}
+        out["wall_seconds"] = spread(walls)
     return out
 
 

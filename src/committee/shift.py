@@ -35,6 +35,17 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=-1)
 
 
+def accuracy_by_family(accuracy: np.ndarray) -> dict[str, list[float]]:
+    """Per family, the mean accuracy over its corruptions at each severity.
+
+    accuracy: (len(CORRUPTIONS), len(SEVERITIES)), rows in CORRUPTIONS' order.
+    Returns ``{family: [accuracy at severity 1, ..., 5]}``, families in their first-seen order.
+    """
+    accuracy = np.asarray(accuracy, dtype=float)
+    families = np.array([FAMILY_OF[c] for c in CORRUPTIONS])
+    return {f: accuracy[families == f].mean(0).tolist() for f in dict.fromkeys(families.tolist())}
+
+
 def ood_scores(member_logits: np.ndarray) -> dict[str, np.ndarray]:
     """``(M, N, K)`` member logits -> each OOD score ``(N,)``, higher = more likely out of distribution."""
     probs = softmax(member_logits, axis=-1)
@@ -163,8 +174,7 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
     for name in clean:
         cells = [v for per_c in shifted[name].values() for v in per_c.values()]
         mca = float(np.mean([v["accuracy"] for v in cells]))
-        by_family = {f: [float(np.mean([shifted[name][c][s]["accuracy"] for c in CORRUPTIONS if FAMILY_OF[c] == f]))
-                         for s in SEVERITIES] for f in dict.fromkeys(FAMILY_OF.values())}
+        by_family = accuracy_by_family([[shifted[name][c][s]["accuracy"] for s in SEVERITIES] for c in CORRUPTIONS])
         entries[name] = {"clean": clean[name], "mca": mca, "drop": clean[name]["accuracy"] - mca,
                          "ece_shift": float(np.mean([v["ece"] for v in cells])),
                          "nll_shift": float(np.mean([v["nll"] for v in cells])),
