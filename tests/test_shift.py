@@ -75,6 +75,8 @@ def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["n_test"] == 60 and len(doc["corruptions"]) == 15
+    # selective prediction needs no corruption: it reads all 120 clean test images whatever --limit says
+    assert doc["n_selective"] == 120 and len(doc["selective"]["committee:mean"]["curve"]["coverage"]) == 120
     assert set(doc["entries"]) == {"shallow", "basic_cnn", "committee:mean", "committee:vote"}
     mean = doc["entries"]["committee:mean"]
     assert 0 <= mean["mca"] <= 1 and mean["drop"] == pytest.approx(mean["clean"]["accuracy"] - mean["mca"])

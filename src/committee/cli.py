@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("shift", help="trust under shift: corruption suite, out-of-distribution detection, selective prediction")
     p.add_argument("--run-dir", required=True, type=Path)
-    p.add_argument("--limit", type=positive_int, metavar="N", help="score the first N test images only (default: all)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="corrupt and OOD-compare the first N test images only (default: all; "
+                   "selective prediction always reads every clean test image)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
     p.add_argument("--ood", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder of your own out-of-distribution images (repeatable), besides digits and noise")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from committee.config import RunConfig
+from committee.ensemble import DEFAULT_RULE
 from committee.render import Figure, Section, Table, render_html, render_markdown
 from committee.results import CommitteeResult, MemberResult, RunResult
 from committee.rundir import RunDir
@@ -379,7 +380,8 @@ def trust_under_shift(ctx: ReportContext) -> Section | None:
     sec = Section("shift", "Trust under shift")
     sec.p(f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five families "
           f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed {doc['seed']}. "
-          "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters.")
+          "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters. "
+          f"Selective prediction (AURC, accuracy at 90 % coverage) reads all {doc.get('n_selective', doc['n_test']):,} clean test images.")
     entries, sel = doc["entries"], doc["selective"]
     rows = [[n, pct(e["clean"]["accuracy"]), pct(e["mca"]), f"{100 * e['drop']:.2f}", f"{100 * e['clean']['ece']:.2f} %",
              f"{100 * e['ece_shift']:.2f} %", f"{sel[n]['aurc']:.4f}", pct(sel[n]["accuracy_at_90"])] for n, e in entries.items()]
@@ -387,7 +389,8 @@ def trust_under_shift(ctx: ReportContext) -> Section | None:
     sec.blocks.append(Table(["model", "clean", "mCA", "drop (points)", "ECE clean", "ECE under shift", "AURC", "accuracy at 90 % coverage"],
                             rows, {(best, 2)}))
     families = list(next(iter(entries.values()))["accuracy_by_family"])
-    shown = [n for n in entries if not n.startswith("committee:")] + [n for n in ("committee:mean",) if n in entries]
+    committee = next((n for n in (f"committee:{DEFAULT_RULE}", "committee:mean") if n in entries), None)
+    shown = [n for n in entries if not n.startswith("committee:")] + ([committee] if committee else [])
     fig, axes = _plt().subplots(1, len(families), figsize=(3.0 * len(families), 3.2), sharey=True, squeeze=False)
     for ax, f in zip(axes[0], families):
         plots.severity_curves(ax, {n: entries[n]["clean"]["accuracy"] for n in shown},
@@ -396,7 +399,7 @@ def trust_under_shift(ctx: ReportContext) -> Section | None:
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     sec.blocks.append(ctx.save(fig, "shift_families.png", "Accuracy against severity per corruption family: members dashed, "
-                                                          "the mean committee solid."))
+                                                          f"the committee ({committee}) solid."))
     scores = ("max_prob", "entropy", "mutual_information", "energy")
     sec.p("Out-of-distribution detection by the committee's uncertainty (AUROC; 0.5 is chance, 1 perfect). Mutual information "
           "is the members' disagreement; energy needs raw logits (n/a for members with built-in flip TTA).")

@@ -158,11 +158,15 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
     run = scorer.run
     cfg = run.config()
     ds = pipeline._dataset(cfg, allow_download=False)
-    idx = run.splits()["test"][:limit]
-    x, y = ds.images[idx].numpy(), ds.labels[idx].numpy()
-
-    clean_logits = scorer.logits(x)
-    clean_probs = scorer.entries(clean_logits)
+    # Clean images need no corruption, so selective prediction always reads the whole test split;
+    # --limit bounds the 75 corrupted copies and the OOD comparison (its first N images).
+    idx = run.splits()["test"]
+    y_all = ds.labels[idx].numpy()
+    all_probs = scorer.entries(all_logits := scorer.logits(ds.images[idx].numpy()))
+    n = len(idx) if limit is None else min(limit, len(idx))
+    x, y = ds.images[idx[:n]].numpy(), y_all[:n]
+    clean_logits = all_logits[:, :n]
+    clean_probs = {name: p[:n] for name, p in all_probs.items()}
     clean = {name: _scores(y, p) for name, p in clean_probs.items()}
     shifted: dict[str, dict[str, dict[int, dict]]] = {name: {} for name in clean}
     settings = [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
@@ -189,18 +193,18 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
                             else None for score in OOD_SCORES}}
 
     selective = {}
-    for name, p in clean_probs.items():
-        rc = risk_coverage(p.argmax(1) == y, p.max(1))
+    for name, p in all_probs.items():
+        rc = risk_coverage(p.argmax(1) == y_all, p.max(1))
+        step = max(1, len(y_all) // 200)
         selective[name] = {"aurc": rc["aurc"], "accuracy_at_90": rc["accuracy_at_90"],
-                           "curve": {"coverage": rc["coverage"][::max(1, len(y) // 200)].tolist(),
-                                     "risk": rc["risk"][::max(1, len(y) // 200)].tolist()}}
-    return {"n_test": int(len(y)), "seed": seed, "severities": list(SEVERITIES), "corruptions": list(CORRUPTIONS),
+                           "curve": {"coverage": rc["coverage"][::step].tolist(), "risk": rc["risk"][::step].tolist()}}
+    return {"n_test": int(len(y)), "n_selective": int(len(y_all)), "seed": seed, "severities": list(SEVERITIES), "corruptions": list(CORRUPTIONS),
             "families": {c: FAMILY_OF[c] for c in CORRUPTIONS}, "entries": entries, "ood": ood, "selective": selective}
 
 
 def format_table(doc: dict) -> str:
     lines = [f"shift suite: {len(doc['corruptions'])} corruptions x {len(doc['severities'])} severities on "
-             f"{doc['n_test']:,} test images",
+             f"{doc['n_test']:,} test images; AURC and accuracy at 90 % coverage on {doc.get('n_selective', doc['n_test']):,}",
              f"{'entry':<24}{'clean':>8}{'mCA':>8}{'drop':>8}{'ECE clean':>11}{'ECE shift':>11}{'AURC':>8}{'acc@90%':>9}"]
     for name, e in doc["entries"].items():
         sel = doc["selective"][name]
