@@ -209,6 +209,14 @@ def test_bf16_trains_end_to_end_on_cpu(synthetic_dir, tmp_path):
     probs = np.load(tmp_path / "b/members/air_cnn/probs_test.npy")
     assert code == 0 and info["precision"] == "bf16" and np.isfinite(probs).all()
     assert np.allclose(probs.sum(1), 1, atol=1e-3)
+    # predict reproduces evaluation's probabilities by running each member in its training precision
+    from committee import pipeline
+    from committee.rundir import RunDir
+    ds = pipeline._dataset(RunDir(tmp_path / "b").config(), allow_download=False)
+    test_images = ds.images[RunDir(tmp_path / "b").splits()["test"]].numpy()
+    as_trained = pipeline.predict(tmp_path / "b", test_images, "mean").member_probs["air_cnn"]
+    in_fp32 = pipeline.predict(tmp_path / "b", test_images, "mean", precision="fp32").member_probs["air_cnn"]
+    assert np.abs(as_trained - probs).max() < 1e-5 < np.abs(in_fp32 - probs).max()
     assert main(["report", "--run-dir", str(tmp_path / "b")]) == 0  # the report's training table names it
     assert "| bf16 |" in (tmp_path / "b/report.md").read_text()
     assert main(["train", "--run-dir", str(tmp_path / "c"), "--precision", "fp16"]) == 2

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--coverage", type=probability, metavar="F", help="--abstain: answer the F most confident share (default 0.9)")
     g.add_argument("--target-accuracy", type=probability, metavar="A",
                    help="--abstain: answer as many as still reach accuracy A on validation")
+    p.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="arithmetic of every member (default: each member's training precision, as its evaluation used)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser("export", help="export the whole committee (members + rule) as one ONNX graph")
@@ -245,7 +247,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     gate = pipeline.abstention(args.run_dir, args.rule, args.coverage, args.target_accuracy) if args.abstain else None
     rows = []
     if files:
-        pred = pipeline.predict(args.run_dir, np.concatenate(arrays), args.rule)
+        pred = pipeline.predict(args.run_dir, np.concatenate(arrays), args.rule, args.precision)
         entropy, disagreement = pred.entropy, pred.disagreement
         for i, f in enumerate(files):
             top = pred.top_k(i, min(args.top_k, len(pred.classes)))

@@ -347,9 +347,17 @@ def load_committee(run_dir: str | Path, rule: str = "mean") -> tuple[dict, dict]
     return {n: rundir.load_model(n) for n in names}, params
 
 
-def predict(run_dir: str | Path, images: np.ndarray, rule: str = DEFAULT_RULE) -> Prediction:
+def member_precisions(run_dir: str | Path, names: list[str], precision: str | None = None) -> dict[str, str]:
+    """``{member: fp32|bf16}``: ``precision`` for all, or (None) the arithmetic each member was trained and
+    evaluated in (member.json), so predictions reproduce the probabilities the rules were fitted on."""
+    run = RunDir(run_dir)
+    return {n: precision or run.member_info(n).get("precision", "fp32") for n in names}
+
+
+def predict(run_dir: str | Path, images: np.ndarray, rule: str = DEFAULT_RULE, precision: str | None = None) -> Prediction:
     """Committee predictions for uint8 images of the run's input shape: ``(N, 28, 28)`` for
-    Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)`` for your own data."""
+    Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)`` for your own data.
+    ``precision``: fp32 or bf16 for every member; default, each member's training precision."""
     import torch
 
     from committee.ensemble import combine
@@ -364,7 +372,8 @@ def predict(run_dir: str | Path, images: np.ndarray, rule: str = DEFAULT_RULE) -
         raise UsageError(f"images must be uint8 of shape (N, {', '.join(map(str, expected))}), got {images.dtype} {images.shape}")
     models, params = load_committee(run_dir, rule)
     x = torch.from_numpy(np.ascontiguousarray(images))
-    per_member = {name: predict_probs(model, x) for name, model in models.items()}
+    precisions = member_precisions(run_dir, list(models), precision)
+    per_member = {name: predict_probs(model, x, precision=precisions[name]) for name, model in models.items()}
     probs = combine(rule, params, np.stack(list(per_member.values())))
     return Prediction(run.class_names(), rule, probs, per_member)
 
@@ -396,5 +405,5 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
 
 
 __all__ = ["TrainJob", "JobResult", "Executor", "LocalExecutor", "run_job", "prepare", "train", "evaluate", "results", "report",
-           "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "fitted_rule", "compare", "SeedsResult",
+           "run", "run_seeds", "ablate", "predict", "Prediction", "load_committee", "member_precisions", "fitted_rule", "compare", "SeedsResult",
            "shift", "abstention"]

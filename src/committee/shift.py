@@ -101,6 +101,7 @@ class Scorer:
         result = pipeline.results(run_dir)
         self.rules = {rule: pipeline.fitted_rule(run_dir, rule)[1] for rule in result.committees}
         self.models, _ = pipeline.load_committee(run_dir)
+        self.precisions = pipeline.member_precisions(run_dir, list(self.models))  # as evaluation scored them
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """``(M, N, K)`` member logits."""
@@ -108,7 +109,7 @@ class Scorer:
 
         from committee.predict import predict_logits
         x = torch.from_numpy(np.ascontiguousarray(images))
-        return np.stack([predict_logits(m, x).numpy() for m in self.models.values()])
+        return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in self.models.items()])
 
     def entries(self, logits: np.ndarray) -> dict[str, np.ndarray]:
         """Probabilities ``(N, K)`` of every member and ``committee:<rule>``."""
