@@ -34,7 +34,7 @@ def bf16_members(points: list[dict], preset: str) -> dict[tuple[int, str], float
 
 def summarise(pairs: list[dict], bf16_all: dict) -> dict:
     diffs = np.array([p["fp32"] - p["bf16"] for p in pairs])
-    return {"pairs": len(pairs), "fp32_minus_bf16_points": {**spread(diffs), "ci95": t_interval(diffs)},
+    return {"n_pairs": len(pairs), "fp32_minus_bf16_points": {**spread(diffs), "ci95": t_interval(diffs)},
             "bf16_members_all": spread(list(bf16_all.values())), "fp32_members": spread([p["fp32"] for p in pairs])}
 
 
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1", help="comma-separated run seeds")
     ap.add_argument("--runs-dir", type=Path, default=Path("/tmp/precision-cost"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--rescore", action="store_true", help="read the finished fp32 runs in --runs-dir instead of training")
     args = ap.parse_args()
     bf16_all = bf16_members(read_json(args.out / "time_to_accuracy.json")["points"], args.preset)
     results = args.out / f"precision_{args.preset}.json"
@@ -53,12 +54,17 @@ def main() -> None:
         for member in args.members.split(","):
             if (seed, member) not in bf16_all:
                 raise SystemExit(f"precision_cost: no bf16 {args.preset} member {member} for seed {seed} in time_to_accuracy.json")
-            cfg = dataclasses.replace(PRESETS[args.preset], members=(member,), precision="fp32", seed=seed)
+            run_dir = args.runs_dir / f"seed-{seed}-{member}"
             start = time.perf_counter()
-            result = pipeline.run(cfg, args.runs_dir / f"seed-{seed}-{member}", progress=False)
+            if args.rescore:
+                result = pipeline.results(run_dir)
+            else:
+                cfg = dataclasses.replace(PRESETS[args.preset], members=(member,), precision="fp32", seed=seed)
+                result = pipeline.run(cfg, run_dir, progress=False)
             m = result.members[member]
             pair = {"seed": seed, "member": member, "fp32": 100 * m.test.accuracy, "bf16": bf16_all[(seed, member)],
-                    "fp32_wall_seconds": time.perf_counter() - start, "fp32_train_seconds": m.train_seconds}
+                    "fp32_wall_seconds": None if args.rescore else time.perf_counter() - start,
+                    "fp32_train_seconds": m.train_seconds}
             pairs = [p for p in pairs if (p["seed"], p["member"]) != (seed, member)] + [pair]
             print(f"seed {seed} {member}: fp32 {pair['fp32']:.2f} %  bf16 {pair['bf16']:.2f} %  "
                   f"({pair['fp32_train_seconds']:.0f} s of fp32 training)", flush=True)
