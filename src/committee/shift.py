@@ -163,7 +163,8 @@ def evaluate_shift(run_dir: str | Path, limit: int | None = None, seed: int = 0,
     # --limit bounds the 75 corrupted copies and the OOD comparison (its first N images).
     idx = run.splits()["test"]
     y_all = ds.labels[idx].numpy()
-    all_probs = scorer.entries(all_logits := scorer.logits(ds.images[idx].numpy()))
+    all_logits = scorer.logits(ds.images[idx].numpy())
+    all_probs = scorer.entries(all_logits)
     n = len(idx) if limit is None else min(limit, len(idx))
     x, y = ds.images[idx[:n]].numpy(), y_all[:n]
     clean_logits = all_logits[:, :n]
