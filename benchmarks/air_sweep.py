@@ -27,6 +27,8 @@ import time
 import traceback
 from pathlib import Path
 
+from committee.machine import environment
+
 # The air recipe: airbench's tricks, each switchable (RunConfig fields), SGD one-cycle.
 AIR = dict(members=("air",), member_options={"air": {"arch": "air_cnn"}}, rules=("mean",),
            optimizer="sgd", schedule="onecycle", lr=0.2, weight_decay=5e-4, label_smoothing=0.2,
@@ -42,10 +44,12 @@ ABLATIONS = {
     "BN scales trained, bias lr x1": {"freeze_bn_scale": False, "bias_lr": 1.0},
     "bias lr x16": {"bias_lr": 16.0},
     "label smoothing 0.1": {"label_smoothing": 0.1},
+    "no label smoothing": {"label_smoothing": 0.0},
     "no shift": {"aug_shift": 0.0},
     "fp32": {"precision": "fp32"},
 }
 ABLATION_EPOCHS = 10
+TARGET_VAL = 0.935  # "epochs to a fixed validation accuracy"
 GATE = {"air w32 e80": (32, 80), "air w48 e40": (48, 40), "air w64 e24": (64, 24)}
 
 
@@ -65,19 +69,20 @@ def jobs(quick: bool) -> list[dict]:
         for seed in range(3):
             out.append({"name": name, "group": "ablation", "seed": seed, "cost": 32 ** 2 * ABLATION_EPOCHS,
                         "cfg": {**AIR, "epochs": ABLATION_EPOCHS, **change}})
+    # The architecture as the trick: fast_cnn (the old fast preset's member) on the same recipe and epochs.
     for seed in range(3):
-        out.append({"name": "fast_cnn (fast recipe)", "group": "ablation", "seed": seed, "cost": 32 ** 2 * 8, "preset": "fast",
-                    "cfg": {"members": ("fast1",), "epochs": ABLATION_EPOCHS, "rules": ("mean",)}})
+        out.append({"name": "fast_cnn instead of air_cnn", "group": "ablation", "seed": seed, "cost": 32 ** 2 * 4,
+                    "cfg": {**AIR, "members": ("fast_cnn",), "member_options": {}, "epochs": ABLATION_EPOCHS}})
     if quick:
         for j in out:
             j["cfg"] = {**j["cfg"], "epochs": 1, "limit_train": 600}
     return sorted(out, key=lambda j: -j["cost"])
 
 
-def run_one(job: dict, root: str, device: str, data_dir: str | None) -> dict:
+def run_one(job: dict, root: str, device: str, data_dir: str | None, threads: int = 1) -> dict:
     """One job in a fresh process: train, evaluate, summarise (history, val/test accuracy)."""
     import torch
-    torch.set_num_threads(1)  # many processes share the host's cores
+    torch.set_num_threads(threads)  # many processes share the host's cores
     from committee import pipeline
     from committee.config import preset
     from committee.rundir import RunDir
@@ -105,6 +110,23 @@ def run_one(job: dict, root: str, device: str, data_dir: str | None) -> dict:
             "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "torch": torch.__version__}
 
 
+def summarise(done: list[dict]) -> dict:
+    """Per job name: validation and test accuracy (%, mean and sample sd over seeds), epochs to
+    TARGET_VAL validation accuracy per seed (None: never), training seconds per seed."""
+    from committee.seeds import spread
+
+    rows: dict[str, dict] = {}
+    for r in sorted((r for r in done if "members" in r and len(r["members"]) == 1), key=lambda r: r["seed"]):
+        (m,) = r["members"].values()
+        row = rows.setdefault(r["name"], {"seeds": [], "val": [], "test": [], "epochs_to_target": [], "train_seconds": []})
+        row["seeds"].append(r["seed"])
+        row["val"].append(100 * m["val"])
+        row["test"].append(100 * m["test"])
+        row["epochs_to_target"].append(next((i + 1 for i, v in enumerate(m["val_history"]) if v >= TARGET_VAL), None))
+        row["train_seconds"].append(m["train_seconds"])
+    return {name: {**row, "val": spread(row["val"]), "test": spread(row["test"])} for name, row in rows.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -115,19 +137,27 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=520.0, help="seconds; jobs still running then are stopped")
     p.add_argument("--quick", action="store_true", help="every job at 1 epoch on 600 images (smoke test)")
     p.add_argument("--only", help="comma-separated groups to run (gate, precision, ablation)")
+    p.add_argument("--names", help="comma-separated job names to run (e.g. 'all tricks,no label smoothing')")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs(args.quick) if not args.only or j["group"] in args.only.split(",")]
+    todo = [j for j in jobs(args.quick) if (not args.only or j["group"] in args.only.split(","))
+            and (not args.names or j["name"] in args.names.split(","))]
+    if not todo:
+        raise SystemExit("air_sweep: no job matches --only/--names")
     done: list[dict] = []
+    env = {**environment(args.device), "threads": args.threads, "workers": args.workers}
     start = time.perf_counter()
 
     def save() -> None:
         tmp = args.out / "sweep.json.tmp"
-        tmp.write_text(json.dumps({"jobs": done, "seconds": time.perf_counter() - start, "planned": len(todo)}, indent=1))
+        tmp.write_text(json.dumps({"command": " ".join(sys.argv), "environment": env,
+                                  "target_val": TARGET_VAL, "summary": summarise(done), "jobs": done,
+                                  "seconds": time.perf_counter() - start, "planned": len(todo)}, indent=1))
         tmp.replace(args.out / "sweep.json")
 
     pool = cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=1)
-    futures = {pool.submit(run_one, j, str(args.runs), args.device, args.data_dir): j for j in todo}
+    futures = {pool.submit(run_one, j, str(args.runs), args.device, args.data_dir, args.threads): j for j in todo}
     try:
         for fut in cf.as_completed(futures, timeout=max(args.deadline - (time.perf_counter() - start), 1)):
             r = fut.result()
