@@ -9,6 +9,8 @@ accuracy only; test accuracy is reported, never used to choose.
 
     # the GPU run (issue 14; the device has the dataset in .data/):
     PYTHONPATH=src python3 benchmarks/air_sweep.py --device cuda --data-dir .data --workers 12 --out $OUT
+    # the CPU table (issue 14; one row set per call, same --out: the calls add up):
+    .venv/bin/python benchmarks/air_sweep.py --only ablation --names 'all tricks,no label smoothing' --deadline 7200 --out DIR
     # a smoke test of every job on the CPU (tiny budgets):
     .venv/bin/python benchmarks/air_sweep.py --quick --workers 2 --out /tmp/sweep
 """
@@ -146,13 +148,21 @@ def main() -> None:
     if not todo:
         raise SystemExit("air_sweep: no job matches --only/--names")
     done: list[dict] = []
+    # Earlier calls with the same --out keep their jobs (those this call does not run again): one
+    # table can be filled in several sittings of one machine.
+    earlier = json.loads((args.out / "sweep.json").read_text()) if (args.out / "sweep.json").exists() else {}
+    rerun = {(j["name"], j["seed"]) for j in todo}
+    kept = [j for j in earlier.get("jobs", []) if (j["name"], j["seed"]) not in rerun]
+    commands = [c for c in earlier.get("commands", []) if kept] + [" ".join(sys.argv)]
     env = {**environment(args.device), "threads": args.threads, "workers": args.workers}
+    if kept and {k: earlier["environment"].get(k) for k in ("cpu", "device", "torch")} != {k: env[k] for k in ("cpu", "device", "torch")}:
+        raise SystemExit(f"air_sweep: {args.out / 'sweep.json'} was measured on another machine; give another --out")
     start = time.perf_counter()
 
     def save() -> None:
         tmp = args.out / "sweep.json.tmp"
-        tmp.write_text(json.dumps({"command": " ".join(sys.argv), "environment": env,
-                                  "target_val": TARGET_VAL, "summary": summarise(done), "jobs": done,
+        tmp.write_text(json.dumps({"commands": commands, "environment": env,
+                                  "target_val": TARGET_VAL, "summary": summarise(kept + done), "jobs": kept + done,
                                   "seconds": time.perf_counter() - start, "planned": len(todo)}, indent=1))
         tmp.replace(args.out / "sweep.json")
 

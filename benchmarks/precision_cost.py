@@ -62,16 +62,19 @@ def main() -> None:
                 cfg = dataclasses.replace(PRESETS[args.preset], members=(member,), precision="fp32", seed=seed)
                 result = pipeline.run(cfg, run_dir, progress=False)
             m = result.members[member]
+            before = {(p["seed"], p["member"]): p for p in pairs}.get((seed, member), {})
             pair = {"seed": seed, "member": member, "fp32": 100 * m.test.accuracy, "bf16": bf16_all[(seed, member)],
-                    "fp32_wall_seconds": None if args.rescore else time.perf_counter() - start,
+                    "fp32_wall_seconds": before.get("fp32_wall_seconds") if args.rescore else time.perf_counter() - start,
                     "fp32_train_seconds": m.train_seconds}
-            pairs = [p for p in pairs if (p["seed"], p["member"]) != (seed, member)] + [pair]
+            pairs = sorted([p for p in pairs if (p["seed"], p["member"]) != (seed, member)] + [pair],
+                           key=lambda p: (p["seed"], p["member"]))
             print(f"seed {seed} {member}: fp32 {pair['fp32']:.2f} %  bf16 {pair['bf16']:.2f} %  "
                   f"({pair['fp32_train_seconds']:.0f} s of fp32 training)", flush=True)
             write_json(results, {"what": f"bf16's accuracy cost on the {args.preset} preset: fp32 members against their "
                                          "bf16 twins (same seeds) from time_to_accuracy.json",
-                                 "command": f"benchmarks/precision_cost.py --preset {args.preset} --members {args.members} "
-                                            f"--seeds {args.seeds}",
+                                 "command": f"benchmarks/precision_cost.py --preset {args.preset} "
+                                            f"--members {','.join(sorted({p['member'] for p in pairs}))} "
+                                            f"--seeds {','.join(str(s) for s in sorted({p['seed'] for p in pairs}))}",
                                  "environment": environment("cpu"), "pairs": pairs, **summarise(pairs, bf16_all)})
     print(f"wrote {results}")
 
