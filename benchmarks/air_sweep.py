@@ -10,7 +10,7 @@ accuracy only; test accuracy is reported, never used to choose.
     # the GPU run (issue 14; the device has the dataset in .data/):
     PYTHONPATH=src python3 benchmarks/air_sweep.py --device cuda --data-dir .data --workers 12 --out $OUT
     # the CPU table (issue 14; one row set per call, same --out: the calls add up):
-    .venv/bin/python benchmarks/air_sweep.py --only ablation --names 'all tricks,no label smoothing' --deadline 7200 --out DIR
+    .venv/bin/python benchmarks/air_sweep.py --only ablation --name 'all tricks' --name 'no shift' --deadline 7200 --out DIR
     # a smoke test of every job on the CPU (tiny budgets):
     .venv/bin/python benchmarks/air_sweep.py --quick --workers 2 --out /tmp/sweep
 """
@@ -139,14 +139,14 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=520.0, help="seconds; jobs still running then are stopped")
     p.add_argument("--quick", action="store_true", help="every job at 1 epoch on 600 images (smoke test)")
     p.add_argument("--only", help="comma-separated groups to run (gate, precision, ablation)")
-    p.add_argument("--names", help="comma-separated job names to run (e.g. 'all tricks,no label smoothing')")
+    p.add_argument("--name", action="append", dest="names", help="a job name to run (repeat for several), e.g. 'all tricks'")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs(args.quick) if (not args.only or j["group"] in args.only.split(","))
-            and (not args.names or j["name"] in args.names.split(","))]
+            and (not args.names or j["name"] in args.names)]
     if not todo:
-        raise SystemExit("air_sweep: no job matches --only/--names")
+        raise SystemExit("air_sweep: no job matches --only/--name")
     done: list[dict] = []
     # Earlier calls with the same --out keep their jobs (those this call does not run again): one
     # table can be filled in several sittings of one machine.
