@@ -22,6 +22,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
+import shlex
 import shutil
 import sys
 import tarfile
@@ -29,6 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
+from committee.fileio import write_json
 from committee.machine import environment
 
 # The air recipe: airbench's tricks, each switchable (RunConfig fields), SGD one-cycle.
@@ -126,7 +128,17 @@ def summarise(done: list[dict]) -> dict:
         row["test"].append(100 * m["test"])
         row["epochs_to_target"].append(next((i + 1 for i, v in enumerate(m["val_history"]) if v >= TARGET_VAL), None))
         row["train_seconds"].append(m["train_seconds"])
-    return {name: {**row, "val": spread(row["val"]), "test": spread(row["test"])} for name, row in rows.items()}
+    base = rows.get("all tricks", {})
+
+    def paired(row: dict, key: str) -> dict | None:
+        """This row minus "all tricks", seed by seed (same seed: same initialisation and batch order)."""
+        by_seed = dict(zip(base.get("seeds", []), base.get(key, [])))
+        diffs = [v - by_seed[s] for s, v in zip(row["seeds"], row[key]) if s in by_seed]
+        return spread(diffs) if diffs else None
+
+    return {name: {**row, "val": spread(row["val"]), "test": spread(row["test"]),
+                   "val_minus_all_tricks": paired(row, "val"), "test_minus_all_tricks": paired(row, "test")}
+            for name, row in rows.items()}
 
 
 def main() -> None:
@@ -141,8 +153,13 @@ def main() -> None:
     p.add_argument("--only", help="comma-separated groups to run (gate, precision, ablation)")
     p.add_argument("--name", action="append", dest="names", help="a job name to run (repeat for several), e.g. 'all tricks'")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--summary-only", action="store_true", help="recompute the summary of --out's sweep.json, run nothing")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.summary_only:
+        sweep = json.loads((args.out / "sweep.json").read_text())
+        write_json(args.out / "sweep.json", {**sweep, "target_val": TARGET_VAL, "summary": summarise(sweep["jobs"])})
+        return
     todo = [j for j in jobs(args.quick) if (not args.only or j["group"] in args.only.split(","))
             and (not args.names or j["name"] in args.names)]
     if not todo:
@@ -153,18 +170,16 @@ def main() -> None:
     earlier = json.loads((args.out / "sweep.json").read_text()) if (args.out / "sweep.json").exists() else {}
     rerun = {(j["name"], j["seed"]) for j in todo}
     kept = [j for j in earlier.get("jobs", []) if (j["name"], j["seed"]) not in rerun]
-    commands = [c for c in earlier.get("commands", []) if kept] + [" ".join(sys.argv)]
+    commands = [c for c in earlier.get("commands", []) if kept] + [shlex.join(sys.argv)]
     env = {**environment(args.device), "threads": args.threads, "workers": args.workers}
     if kept and {k: earlier["environment"].get(k) for k in ("cpu", "device", "torch")} != {k: env[k] for k in ("cpu", "device", "torch")}:
         raise SystemExit(f"air_sweep: {args.out / 'sweep.json'} was measured on another machine; give another --out")
     start = time.perf_counter()
 
     def save() -> None:
-        tmp = args.out / "sweep.json.tmp"
-        tmp.write_text(json.dumps({"commands": commands, "environment": env,
-                                  "target_val": TARGET_VAL, "summary": summarise(kept + done), "jobs": kept + done,
-                                  "seconds": time.perf_counter() - start, "planned": len(todo)}, indent=1))
-        tmp.replace(args.out / "sweep.json")
+        write_json(args.out / "sweep.json", {"commands": commands, "environment": env, "target_val": TARGET_VAL,
+                                             "summary": summarise(kept + done), "jobs": kept + done,
+                                             "seconds": time.perf_counter() - start, "planned": len(todo)})
 
     pool = cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=1)
     futures = {pool.submit(run_one, j, str(args.runs), args.device, args.data_dir, args.threads): j for j in todo}
