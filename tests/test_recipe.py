@@ -10,7 +10,7 @@ from committee.cli import main
 from committee.config import PRESETS, RunConfig
 from committee.errors import UsageError
 from committee.models import FlipTTA, build_model
-from committee.train import lr_factor, make_optimizer
+from committee.train import lr_factor, make_optimizer, train_step
 
 
 def test_onecycle_shape():
@@ -56,6 +56,24 @@ def test_flip_tta_is_mirror_invariant_in_eval_only():
         assert torch.allclose(out.exp(), (plain + model.net(x.flip(3)).softmax(1)) / 2, atol=1e-5)
     model.train()
     assert not torch.allclose(model(x), model(x.flip(3)), atol=1e-3)
+
+
+def test_label_smoothing_is_the_loss_train_step_minimises():
+    """eps-smoothed targets: (1 - eps) * cross-entropy + eps * mean over classes of -log p."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    with torch.no_grad():
+        logp = model(x).log_softmax(1)
+    ce, uniform = -logp[torch.arange(16), y].mean(), -logp.mean(1).mean()
+    losses = {}
+    for eps in (0.0, 0.2):
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: both steps see the same weights
+        losses[eps], logits = train_step(model, opt, x, y, label_smoothing=eps)
+        assert logits.shape == (16, 10)
+    assert losses[0.0].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert losses[0.2].item() == pytest.approx((0.8 * ce + 0.2 * uniform).item(), rel=1e-5)
+    assert losses[0.2].item() != pytest.approx(losses[0.0].item(), rel=1e-3)
 
 
 def test_config_checks_recipe():
