@@ -164,6 +164,8 @@ def main() -> None:
             and (not args.names or j["name"] in args.names)]
     if not todo:
         raise SystemExit("air_sweep: no job matches --only/--name")
+    if args.names:  # in the order given, so a --deadline cuts the last-named rows
+        todo.sort(key=lambda j: args.names.index(j["name"]))
     done: list[dict] = []
     # Earlier calls with the same --out keep their jobs (those this call does not run again): one
     # table can be filled in several sittings of one machine.
