@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import json
 import multiprocessing as mp
 import os
 import shlex
@@ -30,8 +29,9 @@ import time
 import traceback
 from pathlib import Path
 
-from committee.fileio import write_json
+from committee.fileio import read_json, write_json
 from committee.machine import environment
+from committee.seeds import spread
 
 # The air recipe: airbench's tricks, each switchable (RunConfig fields), SGD one-cycle.
 AIR = dict(members=("air",), member_options={"air": {"arch": "air_cnn"}}, rules=("mean",),
@@ -117,8 +117,6 @@ def run_one(job: dict, root: str, device: str, data_dir: str | None, threads: in
 def summarise(done: list[dict]) -> dict:
     """Per job name: validation and test accuracy (%, mean and sample sd over seeds), epochs to
     TARGET_VAL validation accuracy per seed (None: never), training seconds per seed."""
-    from committee.seeds import spread
-
     rows: dict[str, dict] = {}
     for r in sorted((r for r in done if "members" in r and len(r["members"]) == 1), key=lambda r: r["seed"]):
         (m,) = r["members"].values()
@@ -157,7 +155,7 @@ def main() -> None:
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summary_only:
-        sweep = json.loads((args.out / "sweep.json").read_text())
+        sweep = read_json(args.out / "sweep.json")
         write_json(args.out / "sweep.json", {**sweep, "target_val": TARGET_VAL, "summary": summarise(sweep["jobs"])})
         return
     todo = [j for j in jobs(args.quick) if (not args.only or j["group"] in args.only.split(","))
@@ -169,7 +167,7 @@ def main() -> None:
     done: list[dict] = []
     # Earlier calls with the same --out keep their jobs (those this call does not run again): one
     # table can be filled in several sittings of one machine.
-    earlier = json.loads((args.out / "sweep.json").read_text()) if (args.out / "sweep.json").exists() else {}
+    earlier = read_json(args.out / "sweep.json") if (args.out / "sweep.json").exists() else {}
     rerun = {(j["name"], j["seed"]) for j in todo}
     kept = [j for j in earlier.get("jobs", []) if (j["name"], j["seed"]) not in rerun]
     commands = [c for c in earlier.get("commands", []) if kept] + [shlex.join(sys.argv)]

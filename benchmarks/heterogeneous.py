@@ -29,15 +29,15 @@ from committee.seeds import spread
 WIDTHS = {"air1": 24, "air2": 40}
 
 
-def accuracies(result, wall_seconds: float | None = None) -> dict:
-    out = {"members": {n: m.test.accuracy for n, m in result.members.items()}, "committee": result.committees["mean"].test.accuracy}
-    return out if wall_seconds is None else {**out, "wall_seconds": wall_seconds}
+def accuracies(result) -> dict:
+    return {"members": {n: m.test.accuracy for n, m in result.members.items()}, "committee": result.committees["mean"].test.accuracy}
 
 
 def trained(cfg: RunConfig, run_dir: Path) -> dict:
+    """Train and evaluate one run here; its accuracies and wall time."""
     start = time.perf_counter()
     result = pipeline.run(cfg, run_dir, progress=False)
-    return accuracies(result, time.perf_counter() - start)
+    return {**accuracies(result), "wall_seconds": time.perf_counter() - start}
 
 
 def identical_and_mixed(compare: str) -> tuple[RunConfig, RunConfig | None, str]:
@@ -63,6 +63,7 @@ def main() -> None:
         ap.error("--compare augmentations needs --robust-runs")
     identical, mixed_cfg, label = identical_and_mixed(args.compare)
     out = args.out / ("heterogeneous.json" if args.compare == "augmentations" else f"heterogeneous_{args.compare}.json")
+    env = environment("cpu")
     rows = []
     for seed in range(args.seeds):
         same = trained(dataclasses.replace(identical, seed=seed), args.runs_dir / args.compare / "identical" / f"seed-{seed}")
@@ -73,7 +74,7 @@ def main() -> None:
         diff = np.array([r["identical"]["committee"] - r[label]["committee"] for r in rows])
         write_json(out, {"command": f"benchmarks/heterogeneous.py --compare {args.compare}"
                                     + (f" --robust-runs {args.robust_runs}" if args.robust_runs else "") + f" --seeds {args.seeds}",
-                         "environment": environment("cpu"), **({"widths": WIDTHS} if args.compare == "widths" else {}),
+                         "environment": env, **({"widths": WIDTHS} if args.compare == "widths" else {}),
                          "rows": rows, f"identical_minus_{label}": spread(diff)})
 
 

@@ -62,7 +62,7 @@ def main() -> None:
                 cfg = dataclasses.replace(PRESETS[args.preset], members=(member,), precision="fp32", seed=seed)
                 result = pipeline.run(cfg, run_dir, progress=False)
             m = result.members[member]
-            before = {(p["seed"], p["member"]): p for p in pairs}.get((seed, member), {})
+            before = next((p for p in pairs if (p["seed"], p["member"]) == (seed, member)), {})
             pair = {"seed": seed, "member": member, "fp32": 100 * m.test.accuracy, "bf16": bf16_all[(seed, member)],
                     "fp32_wall_seconds": before.get("fp32_wall_seconds") if args.rescore else time.perf_counter() - start,
                     "fp32_train_seconds": m.train_seconds}
