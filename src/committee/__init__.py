@@ -1,27 +1,48 @@
 """committee: train a committee of image classifiers on Fashion-MNIST and explain it.
 
-The Python API is :mod:`committee.pipeline` (``run``, ``train``, ``evaluate``,
-``report``, ``predict``, ``run_seeds``, ``ablate``) over a :class:`RunConfig`;
-results are the typed objects of :mod:`committee.results`.
+The front door::
+
+    import committee
+    result = committee.run(committee.RunConfig(epochs=2), "runs/mine")   # train, evaluate, report
+    trained = committee.Committee.load("runs/mine")                     # the fitted committee
+
+Packages by stage, each importing only from those below it (import-linter checks it):
+``base`` < ``data`` < ``models`` < ``rules`` < ``config`` < ``store`` < ``training`` <
+``evaluation`` < ``reporting`` < ``serving`` < ``study`` < ``cli``.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-# Bumped when the layout of a run directory or config.json changes incompatibly.
-FORMAT_VERSION = 1
+from committee.base.version import __version__
 
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
+# Public names and the module each lives in. Loaded on first use (PEP 562), so `import committee`
+# and the CLI's --help stay light: torch is imported only when a command needs it.
+_EXPORTS = {
+    "RunConfig": "committee.config.run_config",
+    "MemberOptions": "committee.config.run_config",
+    "PRESETS": "committee.config.presets",
+    "preset": "committee.config.presets",
+    "CLASS_NAMES": "committee.data.dataset",
+    "Committee": "committee.serving.trained",
+    "Prediction": "committee.serving.trained",
+    "Abstention": "committee.serving.trained",
+    "RunResult": "committee.store.records",
+    "register_model": "committee.models.registry",
+    "train": "committee.study.api",
+    "evaluate": "committee.study.api",
+    "results": "committee.study.api",
+    "report": "committee.study.api",
+    "run": "committee.study.api",
+    "run_seeds": "committee.study.api",
+    "ablate": "committee.study.api",
+    "compare": "committee.study.api",
+    "SeedsResult": "committee.study.api",
+}
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
-    # Lazy, so `import committee` stays light (the CLI imports torch only when a command needs it).
-    if name == "RunConfig":
-        from committee.config import RunConfig
-        return RunConfig
-    if name == "pipeline":
-        import importlib
-        return importlib.import_module("committee.pipeline")
-    raise AttributeError(f"module 'committee' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'committee' has no attribute {name!r}")
+    module = importlib.import_module(_EXPORTS[name])
+    return getattr(module, "register" if name == "register_model" else name)

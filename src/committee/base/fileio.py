@@ -1,0 +1,177 @@
+"""Atomic file writes: a crash, Ctrl-C or a full disk never leaves a half-written output behind.
+
+Every output goes to a temporary file in the same directory, is flushed to disk,
+given the mode a plain ``open()`` would give it (the umask is respected: 0644
+under umask 022), then renamed over the target (atomic on POSIX within one
+filesystem), and the directory is synced so the rename itself survives a crash.
+Any ``OSError`` on the way (no space, permission denied, not a directory,
+read-only filesystem) becomes a :class:`CommitteeError` naming the path and the
+cause, after the temporary file is removed. Ctrl-C or SIGTERM during a write is
+held back until the write has finished or been cleaned up, so an interrupt can
+land neither between creating the temporary file and guarding it nor inside the
+clean-up: the file is either complete under its name or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from committee.base.errors import CommitteeError
+
+
+def os_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> CommitteeError:
+    """One line for an OSError: the path the user asked for (not our temporary file) and the cause,
+    e.g. 'run/members/a/weights.safetensors: cannot write (No space left on device)'."""
+    return CommitteeError(f"{path}: {doing} ({exc.strerror or exc})")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` with one-line errors (e.g. a regular file where a directory should be)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommitteeError(f"{path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot create directory") from None
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open directories; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+_deferring = False
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then deliver them to the handler that was set.
+
+    Python runs signal handlers in the main thread only, so only there can (and need) they be
+    swapped; elsewhere, and inside an outer deferral, the block runs as it is.
+    """
+    global _deferring
+    if _deferring or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _DEFERRED_SIGNALS}
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in caught[:1]:  # one interrupt is enough to stop
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path; on success it is renamed to ``path``, on any error removed."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    with _signals_deferred():
+        yield from _atomic_path(path)
+
+
+def _atomic_path(path: Path) -> Iterator[Path]:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise os_error(path, exc) from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
+        os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise os_error(path, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed one is a one-line error."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CommitteeError(f"{path}: not found") from None
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
+    except ValueError as exc:
+        raise CommitteeError(f"{path}: unreadable {what} ({exc})") from None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """Load an array saved by :func:`write_npy`; pickled object arrays are refused."""
+    return np.load(path, allow_pickle=False)

@@ -1,0 +1,5 @@
+"""The command line, a thin shell over :mod:`committee.study` and :mod:`committee.serving`."""
+
+from committee.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,273 @@
+"""The run configuration: one frozen dataclass, named presets, JSON round trip.
+
+The CLI flags map 1:1 onto :class:`RunConfig` fields (``--epoch-scale`` is
+``epoch_scale``: the CLI derives the mapping from the dataclass); a preset is a
+starting ``RunConfig`` and any flag given overrides it. :meth:`RunConfig.check`
+is the one place a configuration is validated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from committee.base.errors import CommitteeError, UsageError
+from committee.data.augment import AugmentParams
+from committee.data.sources import FASHION, DataSpec
+from committee.data.splits import SPLITS
+from committee.models.registry import get_spec
+from committee.rules.committee_rules import check_rules
+
+# Bumped when the layout of a run directory or config.json changes incompatibly.
+FORMAT_VERSION = 1
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+CHANNELS = ("auto", "1", "3")
+# RunConfig fields a member can override (member_options); the rest are the run's.
+MEMBER_OPTIONS = (
+    "bn",
+    "dropout",
+    "augment",
+    "seed",
+    "lr",
+    "aug_rotation",
+    "aug_shift",
+    "aug_zoom",
+    "aug_flip",
+    "aug_erase",
+    "aug_jitter",
+    "aug_mix",
+    "alt_flip",
+    "width",
+    "whiten",
+    "dirac",
+    "tta",
+    "standardize",
+    "optimizer",
+    "schedule",
+    "weight_decay",
+    "label_smoothing",
+    "ema",
+    "bias_lr",
+    "freeze_bn_scale",
+)
+
+
+@dataclass(frozen=True)
+class MemberOptions:
+    """One member's resolved options: the run's flags, then the member's own overrides.
+
+    The field names are :data:`MEMBER_OPTIONS` plus ``arch`` (the registered architecture),
+    ``epochs`` (an explicit budget, e.g. an ablation's) and ``variant`` (an ablation's label);
+    :meth:`to_dict` is the form config.json keeps in ``member_options``.
+    """
+
+    arch: str | None
+    bn: bool
+    dropout: float | None
+    augment: bool
+    seed: int
+    lr: float
+    aug_rotation: float
+    aug_shift: float
+    aug_zoom: float
+    aug_flip: float
+    aug_erase: float
+    aug_jitter: float
+    aug_mix: float
+    alt_flip: bool
+    width: int | None
+    whiten: bool | None
+    dirac: bool | None
+    tta: int | None
+    standardize: bool | None
+    optimizer: str
+    schedule: str
+    weight_decay: float
+    label_smoothing: float
+    ema: float
+    bias_lr: float
+    freeze_bn_scale: bool
+    epochs: int | None = None
+    variant: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict, member: str | None = None) -> MemberOptions:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise CommitteeError(f"member {member}: unknown options {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        """config.json's form: every option, ``epochs`` and ``variant`` only when set."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("epochs", "variant") or v is not None}
+
+    def augment_params(self) -> AugmentParams:
+        """The augmentation ranges, validated."""
+        return AugmentParams(
+            self.aug_rotation,
+            self.aug_shift,
+            self.aug_zoom,
+            self.aug_flip,
+            self.aug_erase,
+            self.aug_jitter,
+            self.aug_mix,
+        ).validate()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "quick"
+    members: tuple[str, ...] = ("shallow", "basic_cnn", "deep_cnn")
+    rules: tuple[str, ...] = ("mean", "weighted", "vote", "greedy", "stack", "calibrated")
+    split: str = "official"
+    data_dir: str | None = None
+    verify: bool = True
+    # The data (committee.sources): fashion-mnist, a class-folder tree, a folder with an IDX set, or a .npz.
+    data: str = "fashion-mnist"
+    image_size: int | None = None  # None: the data's own size (28 for Fashion-MNIST)
+    channels: str = "auto"  # 1, 3 or auto (RGB if any image is in colour)
+    classes: tuple[str, ...] | None = None  # class names of an IDX set
+    strict: bool = False  # refuse unreadable images in a folder instead of skipping them
+    # None: the preset's per-member epochs (member_epochs), else default_epochs.
+    epochs: int | None = None
+    member_epochs: dict[str, int] = field(default_factory=dict)
+    default_epochs: int = 10
+    # Multiplies every member's preset epochs (not an explicit --epochs): a preset at another budget.
+    epoch_scale: float = 1.0
+    # None: each architecture's own fastest batch size (models.ModelSpec.batch_size).
+    batch_size: int | None = None
+    lr: float = 1e-3
+    seed: int = 0
+    limit_train: int | None = None
+    patience: int | None = None
+    device: str = "auto"
+    # Arithmetic of training and inference: fp32, bf16 (autocast, fp32 master weights and optimizer
+    # state) or auto (the faster of the two on this machine for each member's own step; cached).
+    precision: str = "fp32"
+    # Variants, for every member this config trains (where the architecture has the option).
+    bn: bool = False
+    dropout: float | None = None
+    augment: bool = False
+    aug_rotation: float = 10.0
+    aug_shift: float = 0.10
+    aug_zoom: float = 0.10
+    aug_flip: float = 0.5
+    aug_erase: float = 0.0
+    aug_jitter: float = 0.0  # photometric jitter strength (contrast and brightness)
+    aug_mix: float = 0.0  # probability of an AugMix-style mixture per image
+    # Alternating flips (airbench): each image mirrored on every other epoch, from a random first
+    # epoch, instead of a fresh coin per epoch (replaces aug_flip when on).
+    alt_flip: bool = False
+    width: int | None = None  # channel width of architectures that have one (fast_cnn, resnet, air_cnn)
+    # Architecture switches, None: the architecture's default (air_cnn: whitening, Dirac init, TTA 2).
+    whiten: bool | None = None  # frozen patch-whitening first layer
+    dirac: bool | None = None  # Dirac (identity) initialisation of the convolutions
+    tta: int | None = None  # test-time views: 0 none, 1 mirror, 2 mirror x 1-pixel translations
+    standardize: bool | None = None  # each image to zero mean, unit std before the first layer (air_cnn)
+    # The recipe. The seed's: Adam, constant learning rate, plain cross-entropy.
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
+    schedule: str = "constant"  # constant | onecycle | cosine (per step, see train.lr_factor)
+    weight_decay: float = 0.0  # not applied to biases and batch-norm parameters
+    label_smoothing: float = 0.0
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: off); the average is evaluated and saved
+    bias_lr: float = 1.0  # learning-rate multiplier for biases and batch-norm shifts
+    freeze_bn_scale: bool = False  # batch-norm scales fixed at 1 (not trained)
+    # Per-member overrides of any option above: {member: {"arch", "bn", "dropout", "augment", "seed",
+    # "epochs", "lr", "optimizer", ...}}.
+    # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
+    member_options: dict[str, dict] = field(default_factory=dict)
+
+    def options_for(self, member: str | None) -> MemberOptions:
+        """The resolved options of one member (global flags, then its overrides); None: the run's."""
+        opts = {"arch": member, **{key: getattr(self, key) for key in MEMBER_OPTIONS}}
+        opts.update(self.member_options.get(member, {}) if member else {})
+        return MemberOptions.from_dict(opts, member)
+
+    def epochs_for(self, member: str) -> int:
+        if "epochs" in self.member_options.get(member, {}):
+            return self.member_options[member]["epochs"]
+        if self.epochs is not None:
+            return self.epochs
+        return max(1, round(self.member_epochs.get(member, self.default_epochs) * self.epoch_scale))
+
+    def augment_params(self, member: str | None = None) -> AugmentParams:
+        """The augmentation ranges, of one member (with its overrides) or the run's."""
+        return self.options_for(member).augment_params()
+
+    def check(self) -> RunConfig:
+        """Validate once, for the CLI and the Python API alike: every member's architecture,
+        optimizer, schedule and ranges, the committee rules, no member twice. Raises UsageError."""
+
+        if len(set(self.members)) != len(self.members):
+            raise UsageError("--members lists a model twice")
+        if not self.members:
+            raise UsageError("give at least one member")
+        check_rules(self.rules)
+        if self.channels not in CHANNELS:
+            raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
+        if self.image_size is not None and not 4 <= self.image_size <= 512:
+            raise UsageError(f"--image-size must be 4-512, got {self.image_size}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.split not in SPLITS:
+            raise UsageError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
+        for member in (*self.members, None):
+            o = self.options_for(member)
+            if member is not None:
+                get_spec(o.arch)
+            if o.optimizer not in OPTIMIZERS:
+                raise UsageError(f"unknown optimizer {o.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+            if o.schedule not in SCHEDULES:
+                raise UsageError(f"unknown schedule {o.schedule!r}; choose from {', '.join(SCHEDULES)}")
+            if not 0 <= o.label_smoothing < 1:
+                raise UsageError("--label-smoothing must be in [0, 1)")
+            if not 0 <= o.ema < 1:
+                raise UsageError("--ema must be a decay in [0, 1)")
+            if not o.bias_lr > 0:
+                raise UsageError("--bias-lr must be positive")
+            if o.tta not in (None, 0, 1, 2):
+                raise UsageError("--tta must be 0, 1 or 2")
+            self.augment_params(member)
+        return self
+
+    @property
+    def fashion_mnist(self) -> bool:
+        """The run trains on Fashion-MNIST (not on your own data)."""
+        return self.data == FASHION
+
+    def data_spec(self):
+        """The run's data as :class:`committee.sources.DataSpec`."""
+        return DataSpec(
+            self.data, self.data_dir, self.verify, self.image_size, self.channels, self.classes, self.strict
+        )
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["members"] = list(self.members)
+        d["rules"] = list(self.rules)
+        return {"format_version": FORMAT_VERSION, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CommitteeError(
+                f"{source}: format version {version} but this committee reads version {FORMAT_VERSION}; "
+                f"{'upgrade committee' if isinstance(version, int) and version > FORMAT_VERSION else 're-run it with this version'}"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names - {"format_version"}
+        if unknown:
+            raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
+        kw = {k: v for k, v in d.items() if k in names}
+        for key in ("members", "rules", "classes"):
+            if kw.get(key) is not None:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)

@@ -1,0 +1,130 @@
+"""Turn a user's pictures into a run's inputs: Fashion-MNIST style, uint8 ``(28, 28)``, garment
+light on dark; or, for a run on your own data, its own size and channels.
+
+Fashion-MNIST was made by fitting each product photo into 28x28 (longest side 28,
+aspect ratio kept, centred), converting to grayscale and inverting it, so the
+garment is light on a black background. We do the same; whether to invert is
+detected from the border (a light border means a light background) unless forced.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from committee.base.errors import CommitteeError
+from committee.data.sources import convert
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+# Anything larger is refused before decoding (a decompression bomb would exhaust memory).
+MAX_PIXELS = 40_000_000
+
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
+    """uint8 grayscale ``(H, W)`` -> uint8 ``(28, 28)``: fitted, centred, light garment on dark."""
+    from PIL import Image
+
+    h, w = gray.shape
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    light_background = float(np.median(border)) > 127
+    flip = light_background if invert == "auto" else invert == "yes"
+    if flip:
+        gray = 255 - gray
+    scale = 28 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(gray).resize(size, Image.LANCZOS))
+    canvas = np.zeros((28, 28), dtype=np.uint8)  # background is black after inversion
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return canvas
+
+
+def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Read any PNG/JPEG/BMP/GIF/WebP (any mode), or raise CommitteeError.
+
+    input_shape None: Fashion-MNIST style, uint8 ``(28, 28)`` (see :func:`to_fashion_mnist`).
+    ``(C, S, S)``: a run on your own data: converted and resized to S x S exactly as its
+    class folders were decoded (committee.sources), uint8 ``(S, S)`` or ``(3, S, S)``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CommitteeError(f"cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise CommitteeError("empty file")
+    if size > MAX_FILE_BYTES:
+        raise CommitteeError(f"file too large ({size:,} bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise CommitteeError(f"image too large ({im.width}x{im.height} pixels)")
+                im.seek(0)  # first frame of an animation
+                if input_shape is not None:
+                    return convert(im, input_shape[1], input_shape[0] == 3)
+                if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
+                    # Transparent areas become white, like the product photos' studio background.
+                    rgba = im.convert("RGBA")
+                    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    im2 = Image.alpha_composite(background, rgba).convert("L")
+                else:
+                    im2 = im.convert("L")
+                gray = np.asarray(im2, dtype=np.uint8)
+    except CommitteeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CommitteeError("image too large (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise CommitteeError("not an image this tool can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise CommitteeError(
+            f"truncated or corrupt image ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
+    if gray.ndim != 2 or gray.size == 0:
+        raise CommitteeError("image has no pixels")
+    return to_fashion_mnist(gray, invert)
+
+
+def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """An array of images of the run's input shape (``(N, S, S)``, or ``(N, 3, S, S)`` for RGB),
+    uint8 or float in [0, 1], as uint8."""
+    c, h, w = input_shape
+    expected = (h, w) if c == 1 else (c, h, w)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CommitteeError(f"not a readable .npy array ({str(exc).splitlines()[0]})") from None
+    if arr.ndim == len(expected):
+        arr = arr[None]
+    if arr.shape[1:] != expected:
+        raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        raise CommitteeError(f"expected finite numbers, got dtype {arr.dtype}")
+    if arr.min() >= 0 and arr.max() <= 1:
+        arr = arr * 255
+    if arr.min() < 0 or arr.max() > 255:
+        raise CommitteeError("pixel values must lie in [0, 1] or [0, 255]")
+    return np.round(arr).astype(np.uint8)
+
+
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Files as given; directories expanded recursively (image and .npy files, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+        else:
+            out.append(p)
+    return out

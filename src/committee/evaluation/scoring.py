@@ -1,0 +1,150 @@
+"""Evaluate a run from its saved probabilities only (no model is re-run): a :class:`RunResult`.
+
+Committee rules are fitted on validation probabilities; the test split is only
+ever scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from committee.base.errors import CommitteeError
+from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
+from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
+from committee.store.records import MEMBER_INFO_KEYS, CommitteeResult, Diversity, Gain, MemberResult, RunResult, Scores
+from committee.store.run_dir import RunDir
+
+
+def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
+    """Score every finished member and committee rule of a run; also writes ``metrics.json``."""
+    cfg = run.config()
+    rules = list(rules or cfg.rules)
+    check_rules(rules)
+    labels_val, labels_test = run.labels("val"), run.labels("test")
+    if labels_val is None:
+        raise CommitteeError(f"{run.path}: labels_val.npy missing; was training started?")
+    names = run.finished_members()
+    if not names:
+        raise CommitteeError(f"{run.path}: no member has saved probabilities yet; run `committee train` first")
+    members = [run.member(n) for n in names]
+    for m in members:
+        if len(m.probs_val) != len(labels_val):
+            raise CommitteeError(
+                f"{run.path}: member {m.name} has {len(m.probs_val)} validation rows for {len(labels_val)} labels"
+            )
+    has_test = labels_test is not None and all(m.probs_test is not None for m in members)
+    classes = run.class_names()
+
+    def scores(labels: np.ndarray, probs: np.ndarray) -> Scores:
+        return Scores.from_dict(evaluate_probs(labels, probs, classes))
+
+    member_results = {
+        m.name: MemberResult(
+            m.name,
+            scores(labels_val, m.probs_val),
+            scores(labels_test, m.probs_test) if has_test else None,
+            {k: m.info.get(k) for k in MEMBER_INFO_KEYS if k in m.info},
+        )
+        for m in members
+    }
+    # The best member is chosen on validation, never on test.
+    best = max(names, key=lambda n: member_results[n].val.accuracy)
+
+    val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
+    test_stack = np.stack([m.probs_test for m in members]) if has_test else None
+    infer = [m.info.get("infer_seconds_per_1000") for m in members]
+    committees = {}
+    for rule in rules:
+        params = fit_rule(rule, val_stack, labels_val)
+        test_probs = combine(rule, params, test_stack) if has_test else None
+        gain = None
+        if has_test:
+            pred, best_pred = test_probs.argmax(1), test_stack[names.index(best)].argmax(1)
+            test = mcnemar(labels_test, pred, best_pred)
+            gain = Gain(
+                best,
+                accuracy(labels_test, pred) - member_results[best].test.accuracy,
+                paired_bootstrap_ci(labels_test, pred, best_pred),
+                test["a_only"],
+                test["b_only"],
+                test["p_value"],
+            )
+        committees[rule] = CommitteeResult(
+            rule,
+            RULES[rule][2],
+            names,
+            params,
+            scores(labels_val, combine(rule, params, val_stack)),
+            scores(labels_test, test_probs) if has_test else None,
+            params=sum(member_results[n].params for n in names),
+            train_seconds=sum(member_results[n].train_seconds for n in names),
+            infer_seconds_per_1000=sum(infer) if all(infer) else None,
+            vs_best_member=gain,
+        )
+
+    div = None
+    if has_test:
+        member_preds = test_stack.argmax(axis=2)
+        d = diversity(labels_test, test_stack)
+        # Members added one at a time, best (on validation) first, averaged with the mean rule.
+        order = sorted(names, key=lambda n: -member_results[n].val.accuracy)
+        growth = [
+            accuracy(labels_test, test_stack[[names.index(n) for n in order[:k]]].mean(axis=0).argmax(1))
+            for k in range(1, len(order) + 1)
+        ]
+        div = Diversity(
+            names,
+            d["disagreement"],
+            d["error_correlation"],
+            d["oracle_accuracy"],
+            int(np.sum((member_preds != labels_test[None]).all(axis=0))),
+            order,
+            growth,
+        )
+    result = RunResult(
+        str(run.path),
+        cfg.split,
+        classes,
+        int(len(labels_val)),
+        int(len(labels_test)) if has_test else 0,
+        member_results,
+        committees,
+        best,
+        [m for m in cfg.members if m not in names],
+        div,
+    )
+    run.write_metrics(result)
+    return result
+
+
+def format_table(result: RunResult) -> str:
+    """A readable fixed-width table of members and committee rules."""
+    split = result.main_split
+    head = f"{'model':<22}{split + ' acc':>10}{'95% CI':>18}{'macro-F1':>10}{'NLL':>8}{'params':>11}{'train s':>9}{'ms/1k':>8}"
+    lines = [head, "-" * len(head)]
+    for name, e in result.entries().items():
+        s = e.scores(split)
+        lo, hi = s.accuracy_ci
+        ms = e.infer_seconds_per_1000
+        lines.append(
+            f"{name:<22}{100 * s.accuracy:>9.2f}%{f'[{100 * lo:.2f}, {100 * hi:.2f}]':>18}"
+            f"{s.macro_f1:>10.4f}{s.nll:>8.4f}{e.params:>11,}{e.train_seconds:>9.1f}{(1000 * ms if ms else float('nan')):>8.1f}"
+        )
+    gains = [(c, c.vs_best_member) for c in result.committees.values() if c.vs_best_member]
+    if gains:
+        lines.append("")
+    for c, v in gains:
+        lines.append(
+            f"{c.name} vs best member {v.member} (chosen on validation): {100 * v.gain:+.2f} points "
+            f"[{100 * v.gain_ci[0]:+.2f}, {100 * v.gain_ci[1]:+.2f}] (paired bootstrap 95 %), "
+            f"fixed {v.fixed}, broke {v.broken}, McNemar p = {v.mcnemar_p:.3g}"
+        )
+    if result.skipped_members:
+        lines.append(f"left out (no saved probabilities): {', '.join(result.skipped_members)}")
+    return "\n".join(lines)
+
+
+def committee_probs(run: RunDir, committee: CommitteeResult, split: str) -> np.ndarray:
+    """A fitted committee's probabilities on a saved split, ``(N, C)``: its rule applied to its members'
+    saved probabilities ``(M, N, C)``."""
+    return combine(committee.rule, committee.rule_params, run.member_probs(committee.members, split))

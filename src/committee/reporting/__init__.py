@@ -1,0 +1,1 @@
+"""The report: context, sections, plots from computed arrays, HTML and Markdown rendering."""

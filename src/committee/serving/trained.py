@@ -1,0 +1,206 @@
+"""The trained committee: one fitted object, loaded from a run directory, behind every use of it.
+
+    from committee import Committee
+    committee = Committee.load("runs/quick")          # rule: the run's default (calibrated)
+    labels = committee.predict(images)                # images: uint8 (N, 28, 28) -> (N,)
+    probs = committee.predict_proba(images)           # (N, 10)
+
+Its members are rebuilt from member.json with their verified weights; its rule's parameters come
+from metrics.json when they cover exactly the finished members, else they are fitted now on the
+saved validation probabilities (the same fit evaluation does). Prediction, abstention, the shift
+suite and ONNX export are its methods; nothing else reopens the run directory by path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from committee.base.errors import CommitteeError, UsageError
+from committee.data.sources import load_cached
+from committee.evaluation.scoring import evaluate_run
+from committee.evaluation.shift_suite import Scorer, evaluate_shift
+from committee.models.engine import for_engine
+from committee.models.inference import predict_logits, predict_probs
+from committee.models.registry import build_model
+from committee.rules.committee_rules import DEFAULT_RULE, check_rules, combine, fit_rule
+from committee.serving.abstention import fit_abstention
+from committee.serving.onnx_export import export_onnx
+from committee.store.records import RunResult
+from committee.store.run_dir import RunDir
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A committee's predictions on new images, with each member's."""
+
+    classes: list[str]
+    rule: str
+    probs: np.ndarray  # (N, K) the committee's probabilities
+    member_probs: dict[str, np.ndarray]  # member -> (N, K)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Predicted class index per image, ``(N,)``."""
+        return self.probs.argmax(axis=1)
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """Entropy of the committee's distribution (nats), ``(N,)``: high means unsure."""
+        return -(self.probs * np.log(np.clip(self.probs, 1e-12, 1))).sum(axis=1)
+
+    @property
+    def disagreement(self) -> np.ndarray:
+        """Share of members whose own top class differs from the committee's, ``(N,)``."""
+        tops = np.stack([p.argmax(axis=1) for p in self.member_probs.values()])
+        return (tops != self.labels[None]).mean(axis=0)
+
+    def top_k(self, i: int, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes of image ``i`` as (name, probability)."""
+        order = np.argsort(-self.probs[i])[:k]
+        return [(self.classes[j], float(self.probs[i, j])) for j in order]
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """Thresholds for abstaining, fitted on the validation split only (:func:`fit_abstention`)."""
+
+    target: dict  # {"coverage": F} or {"accuracy": A}
+    confidence_threshold: float  # answer only when the committee's top probability reaches it
+    validation: dict  # coverage and accuracy on validation at that threshold
+    ood_score: str  # "entropy"
+    ood_threshold: float  # flag as out of distribution above it
+    ood_retention: float  # share of validation inputs under the OOD threshold
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
+    """(members, rule parameters) of a committee rule over the run's finished members: from
+    metrics.json when it covers exactly those members, else fitted now on validation."""
+    check_rules([rule])
+    run.config()
+    names = run.finished_members()
+    if not names:
+        raise CommitteeError(f"{run.path}: no finished member to predict with")
+    saved = run.read_metrics()
+    if saved is not None and rule in saved.committees and saved.committees[rule].members == names:
+        return names, saved.committees[rule].rule_params
+    return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"))
+
+
+def load_member(run: RunDir, name: str) -> nn.Module:
+    """A finished member rebuilt from member.json, with its verified weights, in eval mode."""
+    info = run.member_info(name)
+    model = for_engine(build_model(info.get("arch", name), **(info.get("model_kwargs") or {})))
+    return run.load_weights(name, model).eval()
+
+
+def run_results(run: RunDir) -> RunResult:
+    """The run's metrics.json, evaluating the run first if it has none."""
+    run.config()  # a clear error for a directory that is not a run
+    return run.read_metrics() or evaluate_run(run)
+
+
+@dataclass
+class Committee:
+    """A trained committee: its members (eval mode), its fitted rule and what its inputs look like.
+
+    Build it with :meth:`load`. ``members_`` and ``rule_params_`` are learned (scikit-learn's
+    trailing underscore); ``classes`` are the class names, ``input_shape`` is ``(C, S, S)``.
+    """
+
+    run: RunDir
+    rule: str
+    members_: dict[str, nn.Module]
+    rule_params_: dict
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+    precisions: dict[str, str]  # member -> fp32|bf16: the arithmetic it was evaluated in
+
+    @classmethod
+    def load(cls, run_dir: str | Path, rule: str | None = None, precision: str | None = None) -> Committee:
+        """The run's finished members and its fitted ``rule`` (default: calibrated). ``precision``:
+        fp32 or bf16 for every member; default, each member's training precision, so predictions
+        reproduce the probabilities the rules were fitted on."""
+        run = RunDir(run_dir)
+        rule = rule or DEFAULT_RULE
+        names, params = fitted_rule(run, rule)
+        members = {n: load_member(run, n) for n in names}
+        precisions = {n: precision or run.member_info(n).get("precision", "fp32") for n in names}
+        return cls(run, rule, members, params, run.class_names(), run.input_shape(), precisions)
+
+    @property
+    def members(self) -> list[str]:
+        """The members' names, in the run's order."""
+        return list(self.members_)
+
+    def _images(self, images: np.ndarray) -> torch.Tensor:
+        c, size, _ = self.input_shape
+        expected = (size, size) if c == 1 else (c, size, size)
+        images = np.asarray(images)
+        if images.ndim != 1 + len(expected) or images.shape[1:] != expected or images.dtype != np.uint8:
+            raise UsageError(
+                f"images must be uint8 of shape (N, {', '.join(map(str, expected))}), got {images.dtype} {images.shape}"
+            )
+        return torch.from_numpy(np.ascontiguousarray(images))
+
+    def explain(self, images: np.ndarray) -> Prediction:
+        """The committee's and each member's probabilities for uint8 images of the run's input shape:
+        ``(N, 28, 28)`` for Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)``."""
+        x = self._images(images)
+        per_member = {n: predict_probs(m, x, precision=self.precisions[n]) for n, m in self.members_.items()}
+        probs = combine(self.rule, self.rule_params_, np.stack(list(per_member.values())))
+        return Prediction(self.classes, self.rule, probs, per_member)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Committee probabilities ``(N, K)`` for uint8 images ``(N, ...)``."""
+        return self.explain(images).probs
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Predicted class indices ``(N,)``; ``classes[i]`` names them."""
+        return self.explain(images).labels
+
+    def member_logits(self, images: np.ndarray) -> np.ndarray:
+        """Each member's logits ``(M, N, K)``."""
+        x = self._images(images)
+        return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in self.members_.items()])
+
+    def abstention(self, coverage: float | None = None, accuracy: float | None = None) -> Abstention:
+        """Abstention thresholds fitted on the validation split: keep the ``coverage`` most confident
+        share (default 0.9), or as many as still reach ``accuracy``."""
+        val = combine(self.rule, self.rule_params_, self.run.member_probs(self.members, "val"))
+        return Abstention(**fit_abstention(val, self.run.labels("val"), coverage, accuracy))
+
+    def shift(
+        self, limit: int | None = None, seed: int = 0, ood_dirs: list | None = None, progress: bool | None = None
+    ) -> dict:
+        """Members and every evaluated rule under the corruption suite, OOD detection and selective
+        prediction on the run's test split; writes shift.json and returns its content."""
+        result = run_results(self.run)
+        rules = {r: fitted_rule(self.run, r)[1] for r in result.committees}
+        cfg = self.run.config()
+        ds = load_cached(cfg.data_spec(), allow_download=False)
+        idx = self.run.splits()["test"]
+        doc = evaluate_shift(
+            Scorer(self.members_, self.precisions, rules),
+            ds.images[idx].numpy(),
+            ds.labels[idx].numpy(),
+            self.input_shape,
+            cfg.fashion_mnist,
+            limit,
+            seed,
+            [Path(d) for d in ood_dirs or []],
+            progress,
+        )
+        self.run.write_shift(doc)
+        return doc
+
+    def export_onnx(self, out: str | Path, input_dtype: str = "uint8") -> Path:
+        """The whole committee (members and rule) as one ONNX graph, written atomically."""
+        return export_onnx(self, Path(out), input_dtype)

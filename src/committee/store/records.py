@@ -1,0 +1,329 @@
+"""Typed results: what evaluation computes, as small frozen dataclasses with one JSON form.
+
+One naming scheme: members by their own name, committees as ``committee:<rule>``.
+One way to pick a split: ``entry.scores("test")`` / ``entry.scores("val")``, or
+``entry.scores()`` for the run's main split (test when the run has test labels).
+
+``metrics.json`` is ``RunResult.to_dict()``; version 1 files (test scores flattened
+into each entry, validation under ``"val"``) are still read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from committee.base.errors import CommitteeError
+
+METRICS_FORMAT = 2
+
+
+COMMITTEE_PREFIX = "committee:"
+
+
+SCORE_KEYS = (
+    "n",
+    "accuracy",
+    "accuracy_ci",
+    "macro_f1",
+    "nll",
+    "brier",
+    "ece",
+    "reliability",
+    "classification_report",
+    "confusion_matrix",
+)
+
+
+MEMBER_INFO_KEYS = (
+    "arch",
+    "model_kwargs",
+    "augment",
+    "params",
+    "epochs_run",
+    "best_epoch",
+    "batch_size",
+    "train_seconds",
+    "train_images_per_s",
+    "infer_seconds_per_1000",
+    "description",
+    "label_smoothing",
+)
+
+
+def committee_name(rule: str) -> str:
+    return f"{COMMITTEE_PREFIX}{rule}"
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Every number for one model on one split (``metrics.evaluate_probs``)."""
+
+    n: int
+    accuracy: float
+    accuracy_ci: list[float]
+    macro_f1: float
+    nll: float
+    brier: float
+    ece: float
+    reliability: dict  # {"ece", "confidence", "accuracy", "count"} per bin
+    classification_report: dict  # scikit-learn's output_dict
+    confusion_matrix: list[list[int]]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scores:
+        return cls(**{k: d[k] for k in SCORE_KEYS})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class _HasScores:
+    val: Scores
+    test: Scores | None
+
+    def scores(self, split: str | None = None) -> Scores:
+        """Scores on ``"test"`` or ``"val"``; None: test when present, else validation."""
+        if split is None:
+            return self.test if self.test is not None else self.val
+        if split not in ("test", "val"):
+            raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+        out = self.test if split == "test" else self.val
+        if out is None:
+            raise CommitteeError(f"{self.name}: no {split} scores in this run")
+        return out
+
+
+@dataclass(frozen=True)
+class MemberResult(_HasScores):
+    name: str
+    val: Scores
+    test: Scores | None
+    info: dict = field(default_factory=dict)  # selected member.json fields (MEMBER_INFO_KEYS)
+
+    is_committee = False
+
+    @property
+    def params(self) -> int:
+        return self.info.get("params") or 0
+
+    @property
+    def train_seconds(self) -> float:
+        return self.info.get("train_seconds") or 0.0
+
+    @property
+    def infer_seconds_per_1000(self) -> float | None:
+        return self.info.get("infer_seconds_per_1000")
+
+    def to_dict(self) -> dict:
+        return {"val": self.val.to_dict(), "test": self.test.to_dict() if self.test else None, "info": self.info}
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> MemberResult:
+        return cls(
+            name, Scores.from_dict(d["val"]), Scores.from_dict(d["test"]) if d.get("test") else None, d.get("info", {})
+        )
+
+
+@dataclass(frozen=True)
+class Gain:
+    """A committee against the best member (chosen on validation), on the test split."""
+
+    member: str
+    gain: float  # accuracy difference, committee minus member
+    gain_ci: list[float]  # paired bootstrap 95 %
+    fixed: int  # images the committee gets right and the member wrong
+    broken: int  # the reverse
+    mcnemar_p: float
+
+    @property
+    def significant(self) -> bool:
+        return self.mcnemar_p < 0.05
+
+
+@dataclass(frozen=True)
+class CommitteeResult(_HasScores):
+    rule: str
+    description: str
+    members: list[str]
+    rule_params: dict
+    val: Scores
+    test: Scores | None
+    params: int
+    train_seconds: float
+    infer_seconds_per_1000: float | None
+    vs_best_member: Gain | None = None
+
+    is_committee = True
+
+    @property
+    def name(self) -> str:
+        return committee_name(self.rule)
+
+    def to_dict(self) -> dict:
+        d = {
+            k: getattr(self, k)
+            for k in ("description", "members", "rule_params", "params", "train_seconds", "infer_seconds_per_1000")
+        }
+        d.update(
+            val=self.val.to_dict(),
+            test=self.test.to_dict() if self.test else None,
+            vs_best_member=dataclasses.asdict(self.vs_best_member) if self.vs_best_member else None,
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, rule: str, d: dict) -> CommitteeResult:
+        gain = d.get("vs_best_member")
+        return cls(
+            rule,
+            d["description"],
+            list(d["members"]),
+            d["rule_params"],
+            Scores.from_dict(d["val"]),
+            Scores.from_dict(d["test"]) if d.get("test") else None,
+            d["params"],
+            d["train_seconds"],
+            d.get("infer_seconds_per_1000"),
+            Gain(**gain) if gain else None,
+        )
+
+
+@dataclass(frozen=True)
+class Diversity:
+    """How differently the members err on the test split."""
+
+    members: list[str]
+    disagreement: list[list[float]]
+    error_correlation: list[list[float]]
+    oracle_accuracy: float  # share of images some member gets right
+    all_wrong: int  # images every member gets wrong
+    growth_order: list[str]  # members by validation accuracy, best first
+    growth_accuracy: list[float]  # mean-committee test accuracy of the first k
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything ``committee evaluate`` computes for a run; ``metrics.json`` is its JSON form."""
+
+    run_dir: str
+    split: str  # the data split protocol: official | seed
+    classes: list[str]
+    n_val: int
+    n_test: int
+    members: dict[str, MemberResult]
+    committees: dict[str, CommitteeResult]  # by rule
+    best_member: str  # chosen on validation
+    skipped_members: list[str] = field(default_factory=list)
+    diversity: Diversity | None = None
+
+    @property
+    def has_test(self) -> bool:
+        return self.n_test > 0
+
+    @property
+    def main_split(self) -> str:
+        return "test" if self.has_test else "val"
+
+    @property
+    def main_rule(self) -> str | None:
+        """The rule the report leads with: mean if evaluated, else the first."""
+        return "mean" if "mean" in self.committees else next(iter(self.committees), None)
+
+    def entries(self) -> dict[str, MemberResult | CommitteeResult]:
+        """Members, then committees as ``committee:<rule>``."""
+        return {**self.members, **{c.name: c for c in self.committees.values()}}
+
+    def get(self, name: str) -> MemberResult | CommitteeResult:
+        entries = self.entries()
+        if name not in entries:
+            raise CommitteeError(f"no member or committee named {name!r}; this run has {', '.join(entries)}")
+        return entries[name]
+
+    def accuracy(self, name: str, split: str | None = None) -> float:
+        return self.get(name).scores(split or self.main_split).accuracy
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": METRICS_FORMAT,
+            "run_dir": self.run_dir,
+            "split": self.split,
+            "classes": self.classes,
+            "n_val": self.n_val,
+            "n_test": self.n_test,
+            "has_test": self.has_test,
+            "best_member": self.best_member,
+            "skipped_members": self.skipped_members,
+            "members": {n: m.to_dict() for n, m in self.members.items()},
+            "committees": {r: c.to_dict() for r, c in self.committees.items()},
+            "diversity": dataclasses.asdict(self.diversity) if self.diversity else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "metrics.json") -> RunResult:
+        try:
+            version = d.get("format_version")
+            if version == 1:
+                d = _upgrade_v1(d)
+            elif version != METRICS_FORMAT:
+                raise CommitteeError(
+                    f"{source}: metrics format {version}, this committee reads 1 and {METRICS_FORMAT}; "
+                    f"re-run `committee evaluate`"
+                )
+            div = d.get("diversity")
+            return cls(
+                d["run_dir"],
+                d["split"],
+                list(d["classes"]),
+                d["n_val"],
+                d["n_test"],
+                {n: MemberResult.from_dict(n, e) for n, e in d["members"].items()},
+                {r: CommitteeResult.from_dict(r, e) for r, e in d["committees"].items()},
+                d["best_member"],
+                list(d.get("skipped_members", [])),
+                Diversity(**div) if div else None,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CommitteeError(
+                f"{source}: not a committee metrics file (missing or bad {exc}); re-run `committee evaluate`"
+            ) from None
+
+
+def _upgrade_v1(d: dict) -> dict:
+    """Version 1: test scores flattened into each entry, validation under "val", diversity
+    and its summary numbers at the top level."""
+
+    def split(e: dict) -> dict:
+        return {"val": e["val"], "test": {k: e[k] for k in SCORE_KEYS} if d["has_test"] else None}
+
+    members = {
+        n: {**split(e), "info": {k: e.get(k) for k in MEMBER_INFO_KEYS if k in e}} for n, e in d["members"].items()
+    }
+    committees = {
+        r: {
+            **split(e),
+            "description": e.get("description", ""),
+            "members": e["members"],
+            "rule_params": e["rule_params"],
+            "params": e.get("parameters_total", 0),
+            "train_seconds": e.get("train_seconds", 0.0),
+            "infer_seconds_per_1000": e.get("infer_seconds_per_1000"),
+            "vs_best_member": e.get("vs_best_member"),
+        }
+        for r, e in d["committees"].items()
+    }
+    div = d.get("diversity")
+    if div:
+        div = {
+            "members": div["members"],
+            "disagreement": div["disagreement"],
+            "error_correlation": div["error_correlation"],
+            "oracle_accuracy": div["oracle_accuracy"],
+            "all_wrong": d.get("all_members_wrong", 0),
+            "growth_order": div["growth"]["order"],
+            "growth_accuracy": div["growth"]["accuracy"],
+        }
+    for c in committees.values():
+        if c["vs_best_member"] is not None:
+            c["vs_best_member"].setdefault("gain_ci", [c["vs_best_member"]["gain"]] * 2)
+    return {**d, "members": members, "committees": committees, "diversity": div}

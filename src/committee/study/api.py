@@ -1,0 +1,175 @@
+"""The public Python API of a study: train -> evaluate -> report, over a :class:`RunConfig`.
+
+    import committee
+    result = committee.run(committee.RunConfig(members=("shallow", "basic_cnn"), epochs=2), "runs/mine")
+    print(result.accuracy("committee:mean"))           # test accuracy of the mean committee
+    trained = committee.Committee.load("runs/mine")    # predict, abstain, shift, export
+
+A study is a list of independent :class:`~committee.study.jobs.TrainJob` s (member x seed x
+ablation variant) handed to an executor (:mod:`committee.study.jobs`); committee rules,
+evaluation and the report then run here, from the run directory. Using a trained committee is
+:class:`committee.serving.Committee`'s job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from committee.base.errors import CommitteeError
+from committee.config.run_config import RunConfig
+from committee.data.sources import load_cached
+from committee.evaluation import ablation
+from committee.evaluation import seed_summary as seeds_mod
+from committee.evaluation.comparison import compare_runs
+from committee.evaluation.scoring import evaluate_run
+from committee.reporting.context import ReportContext
+from committee.reporting.document import write_report
+from committee.serving.trained import run_results
+from committee.store.records import RunResult
+from committee.store.run_dir import RunDir
+from committee.study.jobs import Executor, LocalExecutor
+from committee.study.preparation import make_jobs, prepare
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    executor: Executor | None = None,
+) -> list[dict]:
+    """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run); returns member.json dicts."""
+    cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
+    return [r.info for r in (executor or LocalExecutor()).run(make_jobs(run_dir, cfg, members, resume, progress))]
+
+
+def evaluate(run_dir: str | Path, rules: list[str] | None = None) -> RunResult:
+    """Score members and committee rules from the saved probabilities; writes metrics.json."""
+    return evaluate_run(RunDir(run_dir), rules)
+
+
+def results(run_dir: str | Path) -> RunResult:
+    """The run's metrics.json, evaluating the run first if it has none."""
+    return run_results(RunDir(run_dir))
+
+
+def report(run_dir: str | Path, result: RunResult | None = None) -> Path:
+    """Write report.html, report.md and figures/ for a run; returns the HTML path."""
+
+    run = RunDir(run_dir)
+    result = result or results(run_dir)
+    return write_report(ReportContext.build(run, result, report_images(run)))
+
+
+def report_images(run: RunDir):
+    """The run's pooled images and labels for the sample grid and mistakes gallery, or the reason they are missing."""
+    try:
+        cfg = run.config()
+        ds = load_cached(cfg.data_spec(), allow_download=False)
+        return ds.images.numpy(), ds.labels.numpy(), run.splits()
+    except CommitteeError as exc:
+        return str(exc)
+
+
+def run(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
+    """Train, evaluate and report one run; returns its results."""
+    train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
+    result = evaluate(run_dir)
+    report(run_dir, result)
+    return result
+
+
+@dataclass(frozen=True)
+class SeedsResult:
+    runs: dict[int, RunResult]  # by seed
+    summary: dict  # seeds.summarize: mean +- std per member and rule, wall seconds per seed
+
+
+def run_seeds(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    seeds: int,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    executor: Executor | None = None,
+) -> SeedsResult:
+    """The whole config ``seeds`` times (seeds cfg.seed ..), each a complete run in RUN_DIR/seed-k; mean +- std."""
+
+    root = RunDir(run_dir)
+    seed_list = [cfg.seed + k for k in range(seeds)]
+    jobs, walls = [], {}
+    for s in seed_list:
+        start = time.perf_counter()
+        sub = root.seed_run(s)
+        # --resume: seeds not started before an interruption start now.
+        again = resume and sub.has_config()
+        seed_cfg, members = prepare(cfg.replace(seed=s), sub.path, again, device=cfg.device if again else None)
+        jobs += make_jobs(sub.path, seed_cfg, members, again, progress)
+        walls[s] = time.perf_counter() - start
+    for r in (executor or LocalExecutor()).run(jobs):
+        walls[r.job.config.seed] += r.seconds
+    runs = {}
+    for s in seed_list:
+        start = time.perf_counter()
+        runs[s] = evaluate(root.seed_run(s).path)
+        report(root.seed_run(s).path, runs[s])
+        walls[s] += time.perf_counter() - start
+    summary = seeds_mod.summarize(list(runs.values()), [walls[s] for s in seed_list])
+    root.write_seeds(summary, seeds_mod.markdown(summary))
+    return SeedsResult(runs, summary)
+
+
+def ablate(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    base: str,
+    factors: list[str],
+    seeds: int,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    executor: Executor | None = None,
+) -> dict:
+    """Train ``base`` with each factor on alone and all together, ``seeds`` seeds each; ablation.json's content."""
+
+    start = time.perf_counter()
+    members = ablation.plan(base, list(factors), [cfg.seed + k for k in range(seeds)], cfg.dropout)
+    epochs = cfg.epochs_for(base)
+    for opts in members.values():
+        opts["epochs"] = epochs
+    cfg = cfg.replace(
+        preset="ablation",
+        members=tuple(members),
+        rules=(),
+        bn=False,
+        dropout=None,
+        augment=False,
+        member_options=members,
+    )
+    train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
+    rundir = RunDir(run_dir)
+    doc = ablation.summarise(rundir, members, base, list(factors))
+    doc["wall_seconds"] = time.perf_counter() - start
+    rundir.write_ablation(doc)
+    result = evaluate(run_dir, rules=[])
+    report(run_dir, result)
+    return doc
+
+
+def compare(run_a: str | Path, run_b: str | Path) -> dict:
+    """Two runs side by side, with the significance of each difference (see :mod:`committee.evaluation.comparison`)."""
+    return compare_runs(RunDir(run_a), results(run_a), RunDir(run_b), results(run_b))
+
+
+__all__ = ["SeedsResult", "ablate", "compare", "evaluate", "report", "results", "run", "run_seeds", "train"]

@@ -1,0 +1,82 @@
+"""Training jobs and executors: a study is a list of independent :class:`TrainJob` s (member x seed x
+ablation variant). :class:`LocalExecutor` runs them one after another in this process; another
+executor (Ray, :mod:`committee.study.ray_executor`) only has to run :func:`run_job` somewhere and
+deliver the member's files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from committee.config.run_config import RunConfig
+from committee.data.sources import load_cached
+from committee.data.splits import make_splits
+from committee.store.run_dir import RunDir
+from committee.training.loop import train_member
+from committee.training.step import resolve_device
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train one member of one run: everything needed, nothing heavy (the data is loaded where it runs)."""
+
+    run_dir: Path
+    member: str
+    config: RunConfig  # the run's whole config (member options resolved in member_options)
+    resume: bool = False
+    progress: bool | None = None  # tqdm bars: None on a terminal only, False never
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: TrainJob
+    info: dict  # member.json
+    seconds: float  # wall time of the job, data loading included
+
+
+def run_job(
+    job: TrainJob, dataset=None, run: RunDir | None = None, placement: dict | None = None, resume: bool | None = None
+) -> JobResult:
+    """Train ``job.member``: the unit of work every executor runs.
+
+    By default into ``job.run_dir`` with the dataset loaded here; an executor may hand over
+    the dataset it shipped, another run directory to train in (a worker's scratch copy),
+    where the job runs (``placement``, recorded in member.json) and ``resume`` (a retried job
+    continues from its checkpoint).
+    """
+    import socket
+
+    start = time.perf_counter()
+    cfg = job.config
+    ds = dataset if dataset is not None else load_cached(cfg.data_spec())
+    splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
+    info = train_member(
+        job.member,
+        ds,
+        splits,
+        cfg,
+        run or RunDir(job.run_dir),
+        resolve_device(cfg.device),
+        job.progress,
+        resume=job.resume if resume is None else resume,
+        placement=placement or {"node": "local", "hostname": socket.gethostname()},
+    )
+    return JobResult(job, info, time.perf_counter() - start)
+
+
+class Executor(Protocol):
+    """Runs training jobs and yields their results as they finish (any order)."""
+
+    def run(self, jobs: list[TrainJob]) -> Iterator[JobResult]: ...
+
+
+class LocalExecutor:
+    """Runs jobs one after another in this process, in the order given."""
+
+    def run(self, jobs: Iterable[TrainJob]) -> Iterator[JobResult]:
+        for job in jobs:
+            yield run_job(job)

@@ -1,0 +1,99 @@
+"""Preparing a run directory: what it trains, its config.json, data description, splits and labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from committee.base.console import log
+from committee.base.errors import UsageError
+from committee.base.machine import environment
+from committee.config.run_config import RunConfig
+from committee.data.sources import load_cached
+from committee.data.splits import describe, make_splits
+from committee.models.registry import build_model
+from committee.store.run_dir import RunDir
+from committee.study.jobs import TrainJob
+from committee.training.loop import member_model
+from committee.training.step import resolve_device
+
+# The data-defining fields: a run directory keeps them for life.
+DATA_FIELDS = (
+    "split",
+    "seed",
+    "limit_train",
+    "data_dir",
+    "verify",
+    "data",
+    "image_size",
+    "channels",
+    "classes",
+    "strict",
+)
+
+
+def prepare(
+    cfg: RunConfig, run_dir: str | Path, resume: bool = False, device: str | None = None
+) -> tuple[RunConfig, list[str]]:
+    """Decide what a run directory trains and write its inputs; returns (the run's config, members to train).
+
+    resume: continue the run's own config.json; finished members are kept. Otherwise a
+    new run, or more members added to an existing one (same data fields required; the
+    members trained before stay, with their options).
+    """
+
+    rundir = RunDir(run_dir)
+    if resume:
+        if not rundir.has_config():
+            raise UsageError(f"--resume: {rundir.path} has no config.json to resume from")
+        cfg = rundir.config().replace(device=device)
+        rundir.remove_stale_temps()  # half-written by a process killed mid-write (SIGKILL)
+        done = [m for m in cfg.members if rundir.is_finished(m)]
+        to_train = [m for m in cfg.members if m not in done]
+        log(
+            f"resuming {rundir.path}: "
+            + (f"finished {', '.join(done)}; " if done else "")
+            + (f"to train {', '.join(to_train)}" if to_train else "nothing left to train")
+        )
+        return cfg, to_train
+    cfg.check()
+    if not cfg.fashion_mnist:  # a path: absolute, so --resume and cluster workers find it from anywhere
+        cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
+    to_train = list(cfg.members)
+    if rundir.has_config():
+        old = rundir.config()
+        for key in DATA_FIELDS:
+            if getattr(old, key) != getattr(cfg, key):
+                raise UsageError(
+                    f"{rundir.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir"
+                )
+        cfg = cfg.replace(
+            members=tuple(dict.fromkeys([*old.members, *cfg.members])),
+            member_options={**old.member_options, **{m: cfg.options_for(m).to_dict() for m in to_train}},
+        )
+    else:
+        cfg = cfg.replace(member_options={m: cfg.options_for(m).to_dict() for m in cfg.members})
+    rundir.create()
+    ds = load_cached(cfg.data_spec())
+    splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
+    info = describe(ds, splits)
+    check_members_fit(cfg, to_train, ds)
+    log(
+        f"data: {info['source']}, split {cfg.split}: "
+        + ", ".join(f"{k} {v['size']:,}" for k, v in info["splits"].items())
+    )
+    rundir.save_inputs(cfg, environment(resolve_device(cfg.device)), info, ds.labels.numpy(), dict(splits.items()))
+    return cfg, to_train
+
+
+def check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
+    """Build each member once for the data's shape, so one too small for it fails before any training."""
+
+    for m in members:
+        spec, kwargs = member_model(cfg, m, ds)
+        build_model(spec.name, **kwargs)
+
+
+def make_jobs(
+    run_dir: str | Path, cfg: RunConfig, members: list[str], resume: bool, progress: bool | None
+) -> list[TrainJob]:
+    return [TrainJob(Path(run_dir), m, cfg, resume, progress) for m in members]

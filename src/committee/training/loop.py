@@ -1,0 +1,360 @@
+"""The training loop: plain functions, nanoGPT style.
+
+Data stays in memory as uint8; each epoch draws a seeded permutation and slices
+batches out of it (no DataLoader). Loss and accuracy are accumulated as tensors
+and read once per epoch, so the hot loop never waits on a host sync.
+
+One member is trained in three steps: :func:`setup_member` (model, optimizer,
+random generators, and a resumed checkpoint if any), :func:`run_epoch` (one pass
+plus validation, history, best weights and checkpoint), :func:`finish_member`
+(best weights back, probabilities on validation and test, member.json).
+:func:`train_step` is the one training step, shared with ``committee bench`` and
+``benchmarks/engine_ab.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from committee.base.console import log
+from committee.config.run_config import MemberOptions, RunConfig
+from committee.data.augment import AugmentParams, alternating_flip, augment_batch
+from committee.data.dataset import Dataset, batches, to_float
+from committee.data.splits import Splits
+from committee.models.engine import for_engine
+from committee.models.inference import predict_logits, timed_predict_probs
+from committee.models.layer_table import summary
+from committee.models.layers import fit_whitening, mirror_views_only
+from committee.models.registry import ModelSpec, build_model, count_params, get_spec, input_shape_of
+from committee.store.run_dir import RunDir
+from committee.training.precision import cache_key, choose, step_rate
+from committee.training.step import lr_factor, make_optimizer, member_seed, moving_average, train_step, training_layout
+
+
+@dataclass
+class MemberTraining:
+    """One member in training: what setup built and what the epochs update."""
+
+    name: str
+    opts: MemberOptions  # cfg.options_for(name)
+    spec: ModelSpec
+    model_kwargs: dict
+    seed: int
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    layout: torch.memory_format
+    aug_params: AugmentParams | None
+    generators: dict[str, torch.Generator | None]  # "batches", "augment": both in the checkpoint
+    x_train: torch.Tensor  # uint8 (N, S, S) or (N, C, S, S)
+    y_train: torch.Tensor  # int64 (N,)
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    batch_size: int
+    epochs: int
+    device: str
+    patience: int | None
+    precision: str = "fp32"
+    precision_rates: dict = field(default_factory=dict)  # what an auto choice rests on
+    ema: AveragedModel | None = None  # the weights' moving average: evaluated and saved when on
+    flip_bits: torch.Tensor | None = None  # bool (N,): alternating flips' first-epoch coin per image
+    history: list[dict] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    train_seconds: float = 0.0
+    next_epoch: int = 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.x_train) // self.batch_size)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def state_module(self) -> torch.nn.Module:
+        """What the checkpoint holds: the model, and its moving average when there is one."""
+        return self.model if self.ema is None else nn.ModuleDict({"net": self.model, "ema": self.ema})
+
+    @property
+    def done(self) -> bool:
+        stopped = self.patience is not None and bool(self.history) and self.stale >= self.patience
+        return stopped or self.next_epoch > self.epochs
+
+
+def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec, dict]:
+    """A member's architecture and its factory arguments for this dataset's shape and classes."""
+    opts = cfg.options_for(name)
+    spec = get_spec(opts.arch)
+    return spec, spec.kwargs_for(
+        opts.bn,
+        opts.dropout,
+        opts.width,
+        dataset.input_shape,
+        len(dataset.class_names),
+        whiten=opts.whiten,
+        dirac=opts.dirac,
+        tta=opts.tta,
+        standardize=opts.standardize,
+    )
+
+
+def setup_member(
+    name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu", resume: bool = False
+) -> MemberTraining:
+    """Build the member's model, optimizer and generators; continue from its checkpoint when resuming."""
+    opts = cfg.options_for(name)
+    spec, model_kwargs = member_model(cfg, name, dataset)
+    run.start_member(name)
+    seed = member_seed(opts.seed, name)
+    torch.manual_seed(seed)
+    layout = training_layout(spec.is_conv)
+    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
+    x_train = dataset.images[splits.train]
+    # Whitening filters from the first 5,000 training images (the validation split is never seen).
+    fit_whitening(model, to_float(x_train[:5000]))
+    if opts.freeze_bn_scale:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.requires_grad_(False)
+    aug_params = cfg.augment_params(name) if opts.augment else None
+    if aug_params is not None and opts.alt_flip:
+        aug_params = dataclasses.replace(aug_params, flip=0.0)  # the alternating flip replaces the coin
+    # Its own generator, so switching augmentation on leaves the batch order unchanged.
+    aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
+    new_optimizer = lambda net: make_optimizer(net, opts.optimizer, opts.lr, opts.weight_decay, opts.bias_lr)  # noqa: E731
+    optimizer = new_optimizer(model)
+    batch_size = cfg.batch_size or spec.batch_size
+    n_classes = len(dataset.class_names)
+    precision, rates = choose(
+        cfg.precision,
+        cache_key(device, f"{spec.name} {model_kwargs} batch {batch_size}"),
+        lambda p: step_rate(model, new_optimizer, dataset.input_shape, n_classes, batch_size, device, p, layout),
+    )
+    if rates:
+        log(
+            f"{name:>10} precision auto: {precision} (fp32 {rates['fp32']:,.0f}, bf16 {rates['bf16']:,.0f} img/s"
+            f"{', cached' if rates['cached'] else ''})"
+        )
+    ema = moving_average(model, opts.ema) if opts.ema else None
+    flip_bits = (
+        (torch.rand(len(x_train), generator=torch.Generator().manual_seed(seed + 2)) < 0.5) if opts.alt_flip else None
+    )
+    t = MemberTraining(
+        name,
+        opts,
+        spec,
+        model_kwargs,
+        seed,
+        model,
+        optimizer,
+        layout,
+        aug_params,
+        {"batches": torch.Generator().manual_seed(seed), "augment": aug_generator},
+        x_train,
+        dataset.labels[splits.train],
+        dataset.images[splits.val],
+        dataset.labels[splits.val],
+        batch_size,
+        cfg.epochs_for(name),
+        device,
+        cfg.patience,
+        precision,
+        rates,
+        ema,
+        flip_bits,
+    )
+    if resume and run.has_checkpoint(name):
+        state = run.load_checkpoint(name, t.state_module, optimizer, t.generators)
+        t.best_acc, t.best_epoch, t.stale, t.train_seconds = (
+            state["best_acc"],
+            state["best_epoch"],
+            state["stale"],
+            state["train_seconds"],
+        )
+        # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
+        t.history = run.history(name)[: state["epoch"]]
+        t.next_epoch = state["epoch"] + 1
+        log(f"{name:>10} resuming after epoch {state['epoch']}")
+    return t
+
+
+def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> dict:
+    """Train one epoch, validate, write history, best weights and checkpoint; returns the history row."""
+    epoch, n_train, opts = t.next_epoch, len(t.x_train), t.opts
+    epoch_start = time.perf_counter()
+    t.model.train()
+    loss_sum = torch.zeros((), device=t.device)
+    correct = torch.zeros((), dtype=torch.int64, device=t.device)
+    # progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short.
+    bar = (
+        None
+        if progress is False
+        else tqdm(
+            total=n_train,
+            unit="img",
+            unit_scale=True,
+            leave=False,
+            disable=None if progress is None else False,
+            desc=f"{t.name} {epoch}/{t.epochs}",
+            file=sys.stderr,
+        )
+    )
+    for step, idx in enumerate(batches(n_train, t.batch_size, t.generators["batches"])):
+        factor = lr_factor(opts.schedule, (epoch - 1) * t.steps_per_epoch + step, t.epochs * t.steps_per_epoch)
+        for group in t.optimizer.param_groups:
+            group["lr"] = opts.lr * factor * group.get("lr_scale", 1.0)
+        x = to_float(t.x_train[idx]).to(t.device, non_blocking=True)
+        if t.flip_bits is not None:
+            x = alternating_flip(x, t.flip_bits[idx].to(t.device, non_blocking=True), epoch)
+        if t.aug_params is not None:
+            x = augment_batch(x, t.aug_params, t.generators["augment"])
+        x = x.contiguous(memory_format=t.layout)
+        y = t.y_train[idx].to(t.device, non_blocking=True)
+        loss, logits = train_step(t.model, t.optimizer, x, y, opts.label_smoothing, t.device, t.precision)
+        if t.ema is not None:
+            t.ema.update_parameters(t.model)
+        loss_sum += loss * len(idx)
+        correct += (logits.argmax(1) == y).sum()
+        if bar is not None:
+            bar.update(len(idx))
+            if step % 50 == 0:  # the only in-loop sync, and only when a bar is shown
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    if bar is not None:
+        bar.close()
+    epoch_train_seconds = time.perf_counter() - epoch_start
+    t.train_seconds += epoch_train_seconds
+
+    with mirror_views_only(t.eval_model):  # picking the best epoch needs no translated views
+        val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
+    val_loss = F.cross_entropy(val_logits, t.y_val).item()
+    val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
+    row = {
+        "epoch": epoch,
+        "train_loss": loss_sum.item() / n_train,
+        "train_acc": correct.item() / n_train,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "lr": t.optimizer.param_groups[0]["lr"],
+        "seconds": time.perf_counter() - epoch_start,
+    }
+    t.history.append(row)
+    run.write_history(t.name, t.history)
+    improved = val_acc > t.best_acc
+    if improved:
+        t.best_acc, t.best_epoch, t.stale = val_acc, epoch, 0
+        run.save_weights(t.name, t.eval_model, epoch)
+    else:
+        t.stale += 1
+    run.save_checkpoint(
+        t.name,
+        t.state_module,
+        t.optimizer,
+        t.generators,
+        {
+            "epoch": epoch,
+            "best_acc": t.best_acc,
+            "best_epoch": t.best_epoch,
+            "stale": t.stale,
+            "train_seconds": t.train_seconds,
+        },
+    )
+    log(
+        f"{t.name:>10} epoch {epoch:>3}/{t.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+        f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
+        f"{row['seconds']:.1f}s{'  *best' if improved else ''}"
+    )
+    if t.patience is not None and t.stale >= t.patience:
+        log(f"{t.name:>10} early stop: no validation improvement for {t.patience} epochs")
+    t.next_epoch += 1
+    return row
+
+
+def finish_member(
+    t: MemberTraining, dataset: Dataset, splits: Splits, run: RunDir, placement: dict | None = None
+) -> dict:
+    """Reload the best epoch's weights, save validation and test probabilities and member.json; returns it.
+
+    placement: where it was trained (``node``, ``hostname``), recorded in member.json.
+    """
+    run.load_weights(t.name, t.model)  # the best epoch's weights (its moving average, with --ema)
+    probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device, precision=t.precision)
+    probs_test, infer_s_per_1000 = timed_predict_probs(
+        t.model, dataset.images[splits.test], device=t.device, precision=t.precision
+    )
+    n_train = len(t.x_train)
+    # The layer table of the model as the registry builds it (flip-TTA models run their net twice:
+    # summary records each layer once).
+    layers = summary(build_model(t.spec.name, **t.model_kwargs), (1, *input_shape_of(t.model_kwargs)))
+    info = {
+        "name": t.name,
+        "arch": t.spec.name,
+        "model_kwargs": t.model_kwargs,
+        "augment": vars(t.aug_params) if t.aug_params else None,
+        "description": t.spec.description,
+        "params": count_params(t.model),
+        "layers": layers,
+        "epochs_run": len(t.history),
+        "epochs_planned": t.epochs,
+        "best_epoch": t.best_epoch,
+        "best_val_acc": t.best_acc,
+        "batch_size": t.batch_size,
+        "lr": t.opts.lr,
+        "recipe": {
+            k: getattr(t.opts, k)
+            for k in (
+                "optimizer",
+                "schedule",
+                "weight_decay",
+                "label_smoothing",
+                "ema",
+                "bias_lr",
+                "freeze_bn_scale",
+                "alt_flip",
+            )
+        },
+        "precision": t.precision,
+        **({"precision_rates": t.precision_rates} if t.precision_rates else {}),
+        "seed": t.seed,
+        "train_seconds": t.train_seconds,
+        "train_images_per_s": n_train * len(t.history) / t.train_seconds if t.train_seconds else None,
+        "infer_seconds_per_1000": infer_s_per_1000,
+        "device": t.device,
+        "threads": torch.get_num_threads(),
+        **(placement or {}),
+    }
+    run.finish_member(t.name, probs_val, probs_test, info)
+    return info
+
+
+def train_member(
+    name: str,
+    dataset: Dataset,
+    splits: Splits,
+    cfg: RunConfig,
+    run: RunDir,
+    device: str = "cpu",
+    progress: bool | None = None,
+    resume: bool = False,
+    placement: dict | None = None,
+) -> dict:
+    """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
+
+    Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
+    probs_test.npy, member.json}`` and returns the member.json dict.
+    """
+    t = setup_member(name, dataset, splits, cfg, run, device, resume)
+    while not t.done:
+        run_epoch(t, run, progress)
+    return finish_member(t, dataset, splits, run, placement)
