@@ -29,15 +29,31 @@ import time
 import traceback
 from pathlib import Path
 
-from committee.fileio import read_json, write_json
-from committee.machine import environment
-from committee.seeds import spread
+from committee.base.fileio import read_json, write_json
+from committee.base.machine import environment
+from committee.evaluation.seed_summary import spread
 
 # The air recipe: airbench's tricks, each switchable (RunConfig fields), SGD one-cycle.
-AIR = dict(members=("air",), member_options={"air": {"arch": "air_cnn"}}, rules=("mean",),
-           optimizer="sgd", schedule="onecycle", lr=0.2, weight_decay=5e-4, label_smoothing=0.2,
-           augment=True, aug_rotation=0.0, aug_zoom=0.0, aug_shift=0.07, aug_flip=0.5, alt_flip=True,
-           ema=0.99, bias_lr=4.0, freeze_bn_scale=True, precision="bf16")
+AIR = dict(
+    members=("air",),
+    member_options={"air": {"arch": "air_cnn"}},
+    rules=("mean",),
+    optimizer="sgd",
+    schedule="onecycle",
+    lr=0.2,
+    weight_decay=5e-4,
+    label_smoothing=0.2,
+    augment=True,
+    aug_rotation=0.0,
+    aug_zoom=0.0,
+    aug_shift=0.07,
+    aug_flip=0.5,
+    alt_flip=True,
+    ema=0.99,
+    bias_lr=4.0,
+    freeze_bn_scale=True,
+    precision="bf16",
+)
 # One trick off (or changed) at a time.
 ABLATIONS = {
     "all tricks": {},
@@ -62,21 +78,50 @@ def jobs(quick: bool) -> list[dict]:
     out = []
     for name, (width, epochs) in GATE.items():
         for seed in range(3):
-            out.append({"name": name, "group": "gate", "seed": seed, "cost": width ** 2 * epochs,
-                        "cfg": {**AIR, "width": width, "epochs": epochs}})
+            out.append(
+                {
+                    "name": name,
+                    "group": "gate",
+                    "seed": seed,
+                    "cost": width**2 * epochs,
+                    "cfg": {**AIR, "width": width, "epochs": epochs},
+                }
+            )
     for preset in ("strong", "fast"):
         for precision in ("fp32", "bf16"):
             for seed in range(3):
-                out.append({"name": f"{preset} {precision}", "group": "precision", "seed": seed, "preset": preset,
-                            "cost": 32 ** 2 * (150 if preset == "strong" else 40), "cfg": {"precision": precision}})
+                out.append(
+                    {
+                        "name": f"{preset} {precision}",
+                        "group": "precision",
+                        "seed": seed,
+                        "preset": preset,
+                        "cost": 32**2 * (150 if preset == "strong" else 40),
+                        "cfg": {"precision": precision},
+                    }
+                )
     for name, change in ABLATIONS.items():
         for seed in range(3):
-            out.append({"name": name, "group": "ablation", "seed": seed, "cost": 32 ** 2 * ABLATION_EPOCHS,
-                        "cfg": {**AIR, "epochs": ABLATION_EPOCHS, **change}})
+            out.append(
+                {
+                    "name": name,
+                    "group": "ablation",
+                    "seed": seed,
+                    "cost": 32**2 * ABLATION_EPOCHS,
+                    "cfg": {**AIR, "epochs": ABLATION_EPOCHS, **change},
+                }
+            )
     # The architecture as the trick: fast_cnn (the old fast preset's member) on the same recipe and epochs.
     for seed in range(3):
-        out.append({"name": "fast_cnn instead of air_cnn", "group": "ablation", "seed": seed, "cost": 32 ** 2 * 4,
-                    "cfg": {**AIR, "members": ("fast_cnn",), "member_options": {}, "epochs": ABLATION_EPOCHS}})
+        out.append(
+            {
+                "name": "fast_cnn instead of air_cnn",
+                "group": "ablation",
+                "seed": seed,
+                "cost": 32**2 * 4,
+                "cfg": {**AIR, "members": ("fast_cnn",), "member_options": {}, "epochs": ABLATION_EPOCHS},
+            }
+        )
     if quick:
         for j in out:
             j["cfg"] = {**j["cfg"], "epochs": 1, "limit_train": 600}
@@ -86,10 +131,11 @@ def jobs(quick: bool) -> list[dict]:
 def run_one(job: dict, root: str, device: str, data_dir: str | None, threads: int = 1) -> dict:
     """One job in a fresh process: train, evaluate, summarise (history, val/test accuracy)."""
     import torch
+
     torch.set_num_threads(threads)  # many processes share the host's cores
-    from committee import pipeline
-    from committee.config import preset
-    from committee.rundir import RunDir
+    from committee.config.presets import preset
+    from committee.store.run_dir import RunDir
+    from committee.study import api as pipeline
 
     run_dir = Path(root) / f"{job['group']}-{job['name'].replace(' ', '_').replace(',', '')}-s{job['seed']}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -104,14 +150,26 @@ def run_one(job: dict, root: str, device: str, data_dir: str | None, threads: in
     members = {}
     for name, m in result.members.items():
         info = run.member_info(name)
-        members[name] = {"val": m.val.accuracy, "test": m.test.accuracy, "val_history": [r["val_acc"] for r in run.history(name)],
-                         "train_seconds": info["train_seconds"], "precision": info.get("precision"), "device": info.get("device")}
+        members[name] = {
+            "val": m.val.accuracy,
+            "test": m.test.accuracy,
+            "val_history": [r["val_acc"] for r in run.history(name)],
+            "train_seconds": info["train_seconds"],
+            "precision": info.get("precision"),
+            "device": info.get("device"),
+        }
     committee = result.committees.get("mean")
-    return {**job, "cfg": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job["cfg"].items()},
-            "wall_seconds": time.perf_counter() - start, "run_dir": str(run_dir), "members": members,
-            "committee_test": committee.test.accuracy if committee and len(members) > 1 else None,
-            "committee_test_ci": list(committee.test.accuracy_ci) if committee and len(members) > 1 else None,
-            "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "torch": torch.__version__}
+    return {
+        **job,
+        "cfg": {k: (list(v) if isinstance(v, tuple) else v) for k, v in job["cfg"].items()},
+        "wall_seconds": time.perf_counter() - start,
+        "run_dir": str(run_dir),
+        "members": members,
+        "committee_test": committee.test.accuracy if committee and len(members) > 1 else None,
+        "committee_test_ci": list(committee.test.accuracy_ci) if committee and len(members) > 1 else None,
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        "torch": torch.__version__,
+    }
 
 
 def summarise(done: list[dict]) -> dict:
@@ -120,7 +178,9 @@ def summarise(done: list[dict]) -> dict:
     rows: dict[str, dict] = {}
     for r in sorted((r for r in done if "members" in r and len(r["members"]) == 1), key=lambda r: r["seed"]):
         (m,) = r["members"].values()
-        row = rows.setdefault(r["name"], {"seeds": [], "val": [], "test": [], "epochs_to_target": [], "train_seconds": []})
+        row = rows.setdefault(
+            r["name"], {"seeds": [], "val": [], "test": [], "epochs_to_target": [], "train_seconds": []}
+        )
         row["seeds"].append(r["seed"])
         row["val"].append(100 * m["val"])
         row["test"].append(100 * m["test"])
@@ -134,9 +194,16 @@ def summarise(done: list[dict]) -> dict:
         diffs = [v - by_seed[s] for s, v in zip(row["seeds"], row[key]) if s in by_seed]
         return spread(diffs) if diffs else None
 
-    return {name: {**row, "val": spread(row["val"]), "test": spread(row["test"]),
-                   "val_minus_all_tricks": paired(row, "val"), "test_minus_all_tricks": paired(row, "test")}
-            for name, row in rows.items()}
+    return {
+        name: {
+            **row,
+            "val": spread(row["val"]),
+            "test": spread(row["test"]),
+            "val_minus_all_tricks": paired(row, "val"),
+            "test_minus_all_tricks": paired(row, "test"),
+        }
+        for name, row in rows.items()
+    }
 
 
 def main() -> None:
@@ -149,17 +216,24 @@ def main() -> None:
     p.add_argument("--deadline", type=float, default=520.0, help="seconds; jobs still running then are stopped")
     p.add_argument("--quick", action="store_true", help="every job at 1 epoch on 600 images (smoke test)")
     p.add_argument("--only", help="comma-separated groups to run (gate, precision, ablation)")
-    p.add_argument("--name", action="append", dest="names", help="a job name to run (repeat for several), e.g. 'all tricks'")
+    p.add_argument(
+        "--name", action="append", dest="names", help="a job name to run (repeat for several), e.g. 'all tricks'"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--summary-only", action="store_true", help="recompute the summary of --out's sweep.json, run nothing")
+    p.add_argument(
+        "--summary-only", action="store_true", help="recompute the summary of --out's sweep.json, run nothing"
+    )
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.summary_only:
         sweep = read_json(args.out / "sweep.json")
         write_json(args.out / "sweep.json", {**sweep, "target_val": TARGET_VAL, "summary": summarise(sweep["jobs"])})
         return
-    todo = [j for j in jobs(args.quick) if (not args.only or j["group"] in args.only.split(","))
-            and (not args.names or j["name"] in args.names)]
+    todo = [
+        j
+        for j in jobs(args.quick)
+        if (not args.only or j["group"] in args.only.split(",")) and (not args.names or j["name"] in args.names)
+    ]
     if not todo:
         raise SystemExit("air_sweep: no job matches --only/--name")
     if args.names:  # in the order given, so a --deadline cuts the last-named rows
@@ -172,14 +246,25 @@ def main() -> None:
     kept = [j for j in earlier.get("jobs", []) if (j["name"], j["seed"]) not in rerun]
     commands = [c for c in earlier.get("commands", []) if kept] + [shlex.join(sys.argv)]
     env = {**environment(args.device), "threads": args.threads, "workers": args.workers}
-    if kept and {k: earlier["environment"].get(k) for k in ("cpu", "device", "torch")} != {k: env[k] for k in ("cpu", "device", "torch")}:
+    if kept and {k: earlier["environment"].get(k) for k in ("cpu", "device", "torch")} != {
+        k: env[k] for k in ("cpu", "device", "torch")
+    }:
         raise SystemExit(f"air_sweep: {args.out / 'sweep.json'} was measured on another machine; give another --out")
     start = time.perf_counter()
 
     def save() -> None:
-        write_json(args.out / "sweep.json", {"commands": commands, "environment": env, "target_val": TARGET_VAL,
-                                             "summary": summarise(kept + done), "jobs": kept + done,
-                                             "seconds": time.perf_counter() - start, "planned": len(todo)})
+        write_json(
+            args.out / "sweep.json",
+            {
+                "commands": commands,
+                "environment": env,
+                "target_val": TARGET_VAL,
+                "summary": summarise(kept + done),
+                "jobs": kept + done,
+                "seconds": time.perf_counter() - start,
+                "planned": len(todo),
+            },
+        )
 
     pool = cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=1)
     futures = {pool.submit(run_one, j, str(args.runs), args.device, args.data_dir, args.threads): j for j in todo}
@@ -188,10 +273,14 @@ def main() -> None:
             r = fut.result()
             done.append(r)
             save()
-            status = r.get("error") or " ".join(f"{n} val {m['val']:.4f} test {m['test']:.4f} {m['train_seconds']:.0f}s"
-                                                for n, m in r["members"].items())
-            print(f"[{time.perf_counter() - start:6.0f}s] {len(done)}/{len(todo)} {r['group']}/{r['name']} s{r['seed']}: {status}",
-                  flush=True)
+            status = r.get("error") or " ".join(
+                f"{n} val {m['val']:.4f} test {m['test']:.4f} {m['train_seconds']:.0f}s"
+                for n, m in r["members"].items()
+            )
+            print(
+                f"[{time.perf_counter() - start:6.0f}s] {len(done)}/{len(todo)} {r['group']}/{r['name']} s{r['seed']}: {status}",
+                flush=True,
+            )
     except cf.TimeoutError:
         print(f"deadline: {len(todo) - len(done)} job(s) stopped", flush=True)
     finally:
@@ -210,7 +299,10 @@ def main() -> None:
                     if (Path(r["run_dir"]) / f).exists():
                         tar.add(Path(r["run_dir"]) / f, arcname=str((Path(r["run_dir"]) / f).relative_to(args.runs)))
     errors = [r for r in done if "error" in r]
-    print(f"{len(done)} of {len(todo)} jobs finished, {len(errors)} failed, {time.perf_counter() - start:.0f}s", flush=True)
+    print(
+        f"{len(done)} of {len(todo)} jobs finished, {len(errors)} failed, {time.perf_counter() - start:.0f}s",
+        flush=True,
+    )
     for r in errors[:3]:
         print(r["name"], r["trace"], file=sys.stderr)
     os._exit(0)

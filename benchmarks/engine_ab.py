@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from committee.engine import for_engine
-from committee.fileio import write_json
-from committee.models import build_model, get_spec
-from committee.machine import cpu_model
-from committee.train import train_step
+from committee.base.fileio import write_json
+from committee.base.machine import cpu_model
+from committee.models.engine import for_engine
+from committee.models.registry import build_model, get_spec
+from committee.training.step import train_step
 
 
 def make_step(name: str, bs: int, channels_last: bool = True, optimizer: str = "fused", rewrite: bool = True):
@@ -39,6 +39,7 @@ def make_step(name: str, bs: int, channels_last: bool = True, optimizer: str = "
 
     def step() -> None:
         train_step(model, opt, x, y)
+
     return step
 
 
@@ -52,6 +53,7 @@ def make_infer(name: str, bs: int, channels_last: bool = True):
     def step() -> None:
         with torch.inference_mode():
             model(x)
+
     return step
 
 
@@ -95,12 +97,22 @@ def main() -> None:
             if key == "inference: channels_last, batch 128":
                 base = med
             print(f"{name:>10} {key:<36} {med:8.0f} img/s  x{med / base:.2f}", flush=True)
-            results.append({"member": name, "variant": key, "images_per_s": med, "ratio_to_engine": med / base,
-                            "rounds": r})
+            results.append(
+                {"member": name, "variant": key, "images_per_s": med, "ratio_to_engine": med / base, "rounds": r}
+            )
     if args.out:
-        write_json(args.out, {"benchmark": "engine_ab", "date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(),
-                              "threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": args.rounds,
-                              "results": results})
+        write_json(
+            args.out,
+            {
+                "benchmark": "engine_ab",
+                "date": time.strftime("%Y-%m-%d"),
+                "cpu": cpu_model(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "rounds": args.rounds,
+                "results": results,
+            },
+        )
         print(f"wrote {args.out}")
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-
 from fuzz_cases import check_idx, check_image, mutated, seeds  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
@@ -28,6 +27,7 @@ if __name__ == "__main__":
             def run(data):
                 counter[0] += 1
                 check_idx(data) if kind.startswith(("idx", "labels")) else check_image(data, kind)
+
             return run
 
         start = time.perf_counter()

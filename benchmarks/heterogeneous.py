@@ -20,17 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from committee import pipeline
-from committee.config import PRESETS, RunConfig
-from committee.fileio import write_json
-from committee.machine import environment
-from committee.seeds import spread
+from committee.base.fileio import write_json
+from committee.base.machine import environment
+from committee.config.presets import PRESETS
+from committee.config.run_config import RunConfig
+from committee.evaluation.seed_summary import spread
+from committee.study import api as pipeline
 
 WIDTHS = {"air1": 24, "air2": 40}
 
 
 def accuracies(result) -> dict:
-    return {"members": {n: m.test.accuracy for n, m in result.members.items()}, "committee": result.committees["mean"].test.accuracy}
+    return {
+        "members": {n: m.test.accuracy for n, m in result.members.items()},
+        "committee": result.committees["mean"].test.accuracy,
+    }
 
 
 def trained(cfg: RunConfig, run_dir: Path) -> dict:
@@ -44,8 +48,16 @@ def identical_and_mixed(compare: str) -> tuple[RunConfig, RunConfig | None, str]
     """The identical committee's config, the mixed one's (None: read finished runs) and its label."""
     if compare == "augmentations":
         names = ("plain1", "plain2", "plain3")
-        return (dataclasses.replace(PRESETS["robust"], preset="robust-identical", members=names,
-                                    member_options={n: {"arch": "air_cnn"} for n in names}), None, "robust")
+        return (
+            dataclasses.replace(
+                PRESETS["robust"],
+                preset="robust-identical",
+                members=names,
+                member_options={n: {"arch": "air_cnn"} for n in names},
+            ),
+            None,
+            "robust",
+        )
     fast = PRESETS["fast"]
     options = {m: {**fast.member_options.get(m, {}), "width": w} for m, w in WIDTHS.items()}
     return fast, dataclasses.replace(fast, preset="fast-widths", member_options=options), "widths"
@@ -54,7 +66,9 @@ def identical_and_mixed(compare: str) -> tuple[RunConfig, RunConfig | None, str]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", choices=("augmentations", "widths"), default="augmentations")
-    ap.add_argument("--robust-runs", type=Path, help="for augmentations: a `committee run --preset robust --seeds K` directory")
+    ap.add_argument(
+        "--robust-runs", type=Path, help="for augmentations: a `committee run --preset robust --seeds K` directory"
+    )
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--runs-dir", type=Path, default=Path("runs/heterogeneous"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -66,16 +80,34 @@ def main() -> None:
     env = environment("cpu")
     rows = []
     for seed in range(args.seeds):
-        same = trained(dataclasses.replace(identical, seed=seed), args.runs_dir / args.compare / "identical" / f"seed-{seed}")
-        mixed = (accuracies(pipeline.results(args.robust_runs / f"seed-{seed}")) if mixed_cfg is None else
-                 trained(dataclasses.replace(mixed_cfg, seed=seed), args.runs_dir / args.compare / label / f"seed-{seed}"))
+        same = trained(
+            dataclasses.replace(identical, seed=seed), args.runs_dir / args.compare / "identical" / f"seed-{seed}"
+        )
+        mixed = (
+            accuracies(pipeline.results(args.robust_runs / f"seed-{seed}"))
+            if mixed_cfg is None
+            else trained(
+                dataclasses.replace(mixed_cfg, seed=seed), args.runs_dir / args.compare / label / f"seed-{seed}"
+            )
+        )
         rows.append({"seed": seed, "identical": same, label: mixed})
-        print(f"seed {seed}: identical {100 * same['committee']:.2f} %  {label} {100 * mixed['committee']:.2f} %", flush=True)
+        print(
+            f"seed {seed}: identical {100 * same['committee']:.2f} %  {label} {100 * mixed['committee']:.2f} %",
+            flush=True,
+        )
         diff = np.array([r["identical"]["committee"] - r[label]["committee"] for r in rows])
-        write_json(out, {"command": f"benchmarks/heterogeneous.py --compare {args.compare}"
-                                    + (f" --robust-runs {args.robust_runs}" if args.robust_runs else "") + f" --seeds {args.seeds}",
-                         "environment": env, **({"widths": WIDTHS} if args.compare == "widths" else {}),
-                         "rows": rows, f"identical_minus_{label}": spread(diff)})
+        write_json(
+            out,
+            {
+                "command": f"benchmarks/heterogeneous.py --compare {args.compare}"
+                + (f" --robust-runs {args.robust_runs}" if args.robust_runs else "")
+                + f" --seeds {args.seeds}",
+                "environment": env,
+                **({"widths": WIDTHS} if args.compare == "widths" else {}),
+                "rows": rows,
+                f"identical_minus_{label}": spread(diff),
+            },
+        )
 
 
 if __name__ == "__main__":

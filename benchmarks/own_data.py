@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from committee.fileio import write_json
-from committee.machine import environment
+from committee.base.fileio import write_json
+from committee.base.machine import environment
 
 
 def write_shapes(root: Path, n: int) -> None:
@@ -33,14 +33,14 @@ def write_shapes(root: Path, n: int) -> None:
     for i in range(n):
         k = i % 3
         arr = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
-        arr[16:48, 8 + 16 * k: 24 + 16 * k] = (200, 60 * k, 255 - 80 * k)
+        arr[16:48, 8 + 16 * k : 24 + 16 * k] = (200, 60 * k, 255 - 80 * k)
         out = root / f"class-{k}" / f"{i:05d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr).save(out)
 
 
 def decode(work: Path, n: int) -> dict:
-    from committee.sources import DataSpec, load
+    from committee.data.sources import DataSpec, load
 
     root = work / "shapes"
     shutil.rmtree(root, ignore_errors=True)
@@ -60,7 +60,7 @@ def decode(work: Path, n: int) -> dict:
 def digits_run(work: Path) -> dict:
     from sklearn.datasets import load_digits
 
-    from committee.rundir import RunDir
+    from committee.store.run_dir import RunDir
 
     d = load_digits()
     root = work / "digits"
@@ -71,17 +71,34 @@ def digits_run(work: Path) -> dict:
         Image.fromarray(np.round(img * 255 / 16).astype(np.uint8)).save(out)
     run_dir = work / "digits-run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    cmd = ["run", "--data", str(root), "--members", "shallow,bn_cnn", "--epochs", "12", "--run-dir", str(run_dir), "--quiet"]
+    cmd = [
+        "run",
+        "--data",
+        str(root),
+        "--members",
+        "shallow,bn_cnn",
+        "--epochs",
+        "12",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    ]
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "committee", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"own_data: digits run failed: {proc.stderr.strip().splitlines()[-1]}")
     result = RunDir(run_dir).read_metrics()
-    entries = {n: {"accuracy": e.scores("test").accuracy, "ci": list(e.scores("test").accuracy_ci)}
-               for n, e in result.entries().items()}
-    return {"command": "committee " + " ".join(cmd), "wall_s": wall, "test_images": int(len(RunDir(run_dir).labels("test"))),
-            "test": entries}
+    entries = {
+        n: {"accuracy": e.scores("test").accuracy, "ci": list(e.scores("test").accuracy_ci)}
+        for n, e in result.entries().items()
+    }
+    return {
+        "command": "committee " + " ".join(cmd),
+        "wall_s": wall,
+        "test_images": int(len(RunDir(run_dir).labels("test"))),
+        "test": entries,
+    }
 
 
 def main() -> None:

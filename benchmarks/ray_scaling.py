@@ -32,34 +32,39 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from committee import RunConfig, pipeline  # noqa: E402
-from committee.fileio import write_json  # noqa: E402
-from committee.machine import environment  # noqa: E402
+from committee.base.fileio import write_json
+from committee.base.machine import environment
+from committee.config.run_config import RunConfig
 
 
 def first_epoch_task(job, packed, t_submit: float) -> dict:
     """A member's first epoch on a worker; the times it saw (wall clock, comparable across processes)."""
     import tempfile
 
-    from committee.cluster import _unpack
-    from committee.data import make_splits
-    from committee.rundir import RunDir
-    from committee.train import run_epoch, setup_member
+    from committee.data.splits import make_splits
+    from committee.store.run_dir import RunDir
+    from committee.study.ray_executor import unpack_dataset
+    from committee.training.loop import run_epoch, setup_member
 
     t_start = time.time()
     torch.set_num_threads(1)
-    ds = _unpack(packed)
+    ds = unpack_dataset(packed)
     t_data = time.time()
     cfg = job.config
     with tempfile.TemporaryDirectory() as d:
         t = setup_member(job.member, ds, make_splits(ds, cfg.split, cfg.seed, cfg.limit_train), cfg, RunDir(d))
         run_epoch(t, RunDir(d), progress=False)
-    return {"task_start": t_start - t_submit, "data": t_data - t_start, "epoch_done": time.time() - t_submit,
-            "epoch": t.history[0]["seconds"]}
+    return {
+        "task_start": t_start - t_submit,
+        "data": t_data - t_start,
+        "epoch_done": time.time() - t_submit,
+        "epoch": t.history[0]["seconds"],
+    }
 
 
 def load_in_worker(data_dir: str | None) -> dict:
-    from committee.data import load_dataset
+    from committee.data.fashion_mnist import load_dataset
+
     torch.set_num_threads(1)
     start = time.perf_counter()
     load_dataset(data_dir, verify=True, allow_download=False)
@@ -67,16 +72,18 @@ def load_in_worker(data_dir: str | None) -> dict:
 
 
 def fetch_in_worker(packed) -> dict:
-    from committee.cluster import _unpack
+    from committee.study.ray_executor import unpack_dataset
+
     start = time.perf_counter()
-    _unpack(packed)  # ray.get happened when the argument was resolved: time that too, below
+    unpack_dataset(packed)  # ray.get happened when the argument was resolved: time that too, below
     return {"unpack_seconds": time.perf_counter() - start}
 
 
 def overhead(ray, how: str, member: str, cfg: RunConfig) -> dict:
     """Nothing -> connected -> dataset shipped -> first epoch done, for a private Ray or a 2-node cluster."""
-    from committee.cluster import RayExecutor, _pack
-    from committee.pipeline import TrainJob, _dataset
+    from committee.data.sources import load_cached
+    from committee.study.jobs import TrainJob
+    from committee.study.ray_executor import RayExecutor, pack_dataset
 
     t0 = time.perf_counter()
     cluster = None
@@ -84,6 +91,7 @@ def overhead(ray, how: str, member: str, cfg: RunConfig) -> dict:
         ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     else:
         from ray.cluster_utils import Cluster
+
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
@@ -91,10 +99,12 @@ def overhead(ray, how: str, member: str, cfg: RunConfig) -> dict:
     connect = time.perf_counter() - t0
     RayExecutor().check_resources(ray)
     t1 = time.perf_counter()
-    ref = ray.put(_pack(_dataset(cfg)))
+    ref = ray.put(pack_dataset(load_cached(cfg.data_spec())))
     put = time.perf_counter() - t1
     t_submit = time.time()
-    times = ray.get(ray.remote(first_epoch_task).options(num_cpus=1).remote(TrainJob(Path("unused"), member, cfg), ref, t_submit))
+    times = ray.get(
+        ray.remote(first_epoch_task).options(num_cpus=1).remote(TrainJob(Path("unused"), member, cfg), ref, t_submit)
+    )
     total = time.perf_counter() - t0
     # Data in: the loader in a worker vs the shipped array.
     t2 = time.perf_counter()
@@ -106,21 +116,33 @@ def overhead(ray, how: str, member: str, cfg: RunConfig) -> dict:
     ray.shutdown()
     if cluster is not None:
         cluster.shutdown()
-    return {"how": how, "member": member, "connect_or_start_s": connect, "ship_dataset_s": put,
-            "task_start_s": times["task_start"], "unpack_s": times["data"], "first_epoch_s": times["epoch"],
-            "start_to_first_epoch_s": total,
-            "overhead_s": total - times["epoch"],
-            "data_in": {"loader_in_worker_s": loaded["seconds"], "loader_task_wall_s": load_wall,
-                        "shipped_unpack_s": fetched["unpack_seconds"], "shipped_task_wall_s": fetch_wall}}
+    return {
+        "how": how,
+        "member": member,
+        "connect_or_start_s": connect,
+        "ship_dataset_s": put,
+        "task_start_s": times["task_start"],
+        "unpack_s": times["data"],
+        "first_epoch_s": times["epoch"],
+        "start_to_first_epoch_s": total,
+        "overhead_s": total - times["epoch"],
+        "data_in": {
+            "loader_in_worker_s": loaded["seconds"],
+            "loader_task_wall_s": load_wall,
+            "shipped_unpack_s": fetched["unpack_seconds"],
+            "shipped_task_wall_s": fetch_wall,
+        },
+    }
 
 
 def local_first_epoch(member: str, cfg: RunConfig) -> dict:
     """The same first epoch in this process (no Ray): loading the dataset, then one epoch."""
     import tempfile
 
-    from committee.data import load_dataset, make_splits
-    from committee.rundir import RunDir
-    from committee.train import run_epoch, setup_member
+    from committee.data.fashion_mnist import load_dataset
+    from committee.data.splits import make_splits
+    from committee.store.run_dir import RunDir
+    from committee.training.loop import run_epoch, setup_member
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -135,8 +157,8 @@ def local_first_epoch(member: str, cfg: RunConfig) -> dict:
 
 def thread_scaling(members: list[str]) -> dict:
     """Training images/s of each member at 1 and 2 threads (our engine's step, real images)."""
-    from committee.bench import engine_train_rate
-    from committee.data import load_dataset
+    from committee.data.fashion_mnist import load_dataset
+    from committee.training.throughput import engine_train_rate
 
     ds = load_dataset(None)
     images, labels = ds.images[:4096], ds.labels[:4096]
@@ -154,8 +176,11 @@ def thread_scaling(members: list[str]) -> dict:
 def timed_cli(args: list[str], run_dir: Path) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "committee", "run", "--run-dir", str(run_dir), "--quiet", *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "committee", "run", "--run-dir", str(run_dir), "--quiet", *args],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"ray_scaling: {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1]}")
@@ -163,9 +188,12 @@ def timed_cli(args: list[str], run_dir: Path) -> dict:
 
 
 def accuracy(run_dir: Path, seeds: bool) -> dict:
-    from committee.rundir import RunDir
+    from committee.store.run_dir import RunDir
+
     runs = [RunDir(p) for p in sorted(run_dir.glob("seed-*"))] if seeds else [RunDir(run_dir)]
-    return {str(r.path.name): {n: e.scores("test").accuracy for n, e in r.read_metrics().entries().items()} for r in runs}
+    return {
+        str(r.path.name): {n: e.scores("test").accuracy for n, e in r.read_metrics().entries().items()} for r in runs
+    }
 
 
 def wall(runs_dir: Path, studies: list[list[str]]) -> list[dict]:
@@ -185,8 +213,15 @@ def wall(runs_dir: Path, studies: list[list[str]]) -> list[dict]:
             ray.shutdown()
             cluster.shutdown()
         same = accuracy(runs_dir / "local", seeds) == accuracy(runs_dir / "ray", seeds)
-        out.append({"study": " ".join(study), "local_wall_s": local["wall_s"], "ray_2_nodes_wall_s": on_ray["wall_s"],
-                    "local_over_ray": local["wall_s"] / on_ray["wall_s"], "same_test_accuracies": same})
+        out.append(
+            {
+                "study": " ".join(study),
+                "local_wall_s": local["wall_s"],
+                "ray_2_nodes_wall_s": on_ray["wall_s"],
+                "local_over_ray": local["wall_s"] / on_ray["wall_s"],
+                "same_test_accuracies": same,
+            }
+        )
         print(json.dumps(out[-1]), file=sys.stderr)
     return out
 
@@ -200,16 +235,20 @@ def main() -> None:
     import ray
 
     cfg = RunConfig(members=("basic_cnn",))
-    doc = {"environment": environment("cpu"), "ray": ray.__version__,
-           "overhead": {"local": local_first_epoch("basic_cnn", cfg)}}
+    doc = {
+        "environment": environment("cpu"),
+        "ray": ray.__version__,
+        "overhead": {"local": local_first_epoch("basic_cnn", cfg)},
+    }
     for how in ("private", "two_nodes"):
         doc["overhead"][how] = overhead(ray, how, "basic_cnn", cfg)
         print(json.dumps(doc["overhead"][how]), file=sys.stderr)
     doc["thread_scaling_images_per_s"] = thread_scaling(["shallow", "basic_cnn", "deep_cnn", "fast_cnn"])
     print(json.dumps(doc["thread_scaling_images_per_s"]), file=sys.stderr)
     if not args.skip_wall:
-        doc["wall"] = wall(args.runs_dir, [["--preset", "quick"],
-                                           ["--preset", "fast", "--epoch-scale", "0.25", "--seeds", "2"]])
+        doc["wall"] = wall(
+            args.runs_dir, [["--preset", "quick"], ["--preset", "fast", "--epoch-scale", "0.25", "--seeds", "2"]]
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "ray_scaling.json", doc)
     print(f"wrote {args.out / 'ray_scaling.json'}")

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from committee import pipeline
-from committee.config import PRESETS
-from committee.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from committee.fileio import write_json
-from committee.machine import environment
-from committee.rundir import RunDir
-from committee.shift import Scorer, accuracy_by_family, risk_coverage
+from committee.base.fileio import write_json
+from committee.base.machine import environment
+from committee.config.presets import PRESETS
+from committee.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from committee.data.sources import load_cached
+from committee.evaluation.shift_suite import Scorer, accuracy_by_family, risk_coverage
+from committee.serving.trained import Committee
+from committee.store.run_dir import RunDir
+from committee.study import api as pipeline
 
 # Candidate members: the fast recipe plus one kind of augmentation (or input) each.
 POOL = {
@@ -53,31 +55,46 @@ def main() -> None:
     names = args.members.split(",")
     run_dir = args.runs_dir / f"e{args.epochs}-s{args.seed}"
     base = PRESETS["fast"]
-    cfg = base.__class__(**{**base.__dict__, "preset": "robust_search", "members": tuple(names), "default_epochs": args.epochs,
-                            "seed": args.seed, "rules": ("mean",),
-                            "member_options": {n: {"arch": "air_cnn", **POOL[n]} for n in names}})
+    cfg = base.__class__(
+        **{
+            **base.__dict__,
+            "preset": "robust_search",
+            "members": tuple(names),
+            "default_epochs": args.epochs,
+            "seed": args.seed,
+            "rules": ("mean",),
+            "member_options": {n: {"arch": "air_cnn", **POOL[n]} for n in names},
+        }
+    )
     start = time.perf_counter()
     pipeline.train(cfg, run_dir, resume=(run_dir / "config.json").exists())
     train_s = time.perf_counter() - start
     pipeline.evaluate(run_dir, rules=["mean"])
 
-    scorer = Scorer(run_dir)
+    trained = Committee.load(run_dir, "mean")
+    scorer = Scorer(trained.members_, trained.precisions, {})
     run = RunDir(run_dir)
-    ds = pipeline._dataset(run.config(), allow_download=False)
-    idx = run.splits()["val"][:args.limit]
+    ds = load_cached(run.config().data_spec(), allow_download=False)
+    idx = run.splits()["val"][: args.limit]
     x, y = ds.images[idx].numpy(), ds.labels[idx].numpy()
     clean = softmax(scorer.logits(x), axis=-1)  # (M, N, K)
-    shifted = np.stack([softmax(scorer.logits(corrupt(x, c, s, args.seed)), axis=-1)
-                        for c in CORRUPTIONS for s in SEVERITIES])  # (C*S, M, N, K)
+    shifted = np.stack(
+        [softmax(scorer.logits(corrupt(x, c, s, args.seed)), axis=-1) for c in CORRUPTIONS for s in SEVERITIES]
+    )  # (C*S, M, N, K)
     member_names = list(scorer.models)
 
     def score(rows: list[int]) -> dict:
         p_clean, p_shift = clean[rows].mean(0), shifted[:, rows].mean(1)
         acc_shift = (p_shift.argmax(-1) == y).mean(-1)  # (C*S,)
-        families = {f: float(np.mean(a)) for f, a in accuracy_by_family(acc_shift.reshape(len(CORRUPTIONS), -1)).items()}
-        return {"clean": float((p_clean.argmax(-1) == y).mean()), "mca": float(acc_shift.mean()),
-                "accuracy_at_90": risk_coverage(p_clean.argmax(-1) == y, p_clean.max(-1))["accuracy_at_90"],
-                "by_family": families}
+        families = {
+            f: float(np.mean(a)) for f, a in accuracy_by_family(acc_shift.reshape(len(CORRUPTIONS), -1)).items()
+        }
+        return {
+            "clean": float((p_clean.argmax(-1) == y).mean()),
+            "mca": float(acc_shift.mean()),
+            "accuracy_at_90": risk_coverage(p_clean.argmax(-1) == y, p_clean.max(-1))["accuracy_at_90"],
+            "by_family": families,
+        }
 
     members = {n: score([i]) for i, n in enumerate(member_names)}
     committees = []
@@ -87,16 +104,31 @@ def main() -> None:
         committees.append({"members": [member_names[i] for i in rows], **c, "gain_over_best_member": c["mca"] - best})
     committees.sort(key=lambda c: -c["mca"])
     for n, m in members.items():
-        print(f"{n:>14}: clean {100 * m['clean']:.2f}  mCA {100 * m['mca']:.2f}  "
-              + "  ".join(f"{f} {100 * v:.1f}" for f, v in m["by_family"].items()))
+        print(
+            f"{n:>14}: clean {100 * m['clean']:.2f}  mCA {100 * m['mca']:.2f}  "
+            + "  ".join(f"{f} {100 * v:.1f}" for f, v in m["by_family"].items())
+        )
     for c in committees:
-        print(f"{'+'.join(c['members']):>40}: clean {100 * c['clean']:.2f}  mCA {100 * c['mca']:.2f} "
-              f"(best member {100 * (c['mca'] - c['gain_over_best_member']):.2f}, gain {100 * c['gain_over_best_member']:+.2f})  "
-              f"acc@90 {100 * c['accuracy_at_90']:.2f}")
-    write_json(args.out / "robust_search.json", {
-        "command": "benchmarks/robust_search.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "environment": environment("cpu"), "split": "validation", "n": int(len(y)), "epochs": args.epochs, "train_seconds": train_s,
-        "pool": {n: POOL[n] for n in names}, "members": members, "committees": committees})
+        print(
+            f"{'+'.join(c['members']):>40}: clean {100 * c['clean']:.2f}  mCA {100 * c['mca']:.2f} "
+            f"(best member {100 * (c['mca'] - c['gain_over_best_member']):.2f}, gain {100 * c['gain_over_best_member']:+.2f})  "
+            f"acc@90 {100 * c['accuracy_at_90']:.2f}"
+        )
+    write_json(
+        args.out / "robust_search.json",
+        {
+            "command": "benchmarks/robust_search.py "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+            "environment": environment("cpu"),
+            "split": "validation",
+            "n": int(len(y)),
+            "epochs": args.epochs,
+            "train_seconds": train_s,
+            "pool": {n: POOL[n] for n in names},
+            "members": members,
+            "committees": committees,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -36,19 +36,40 @@ def main() -> None:
     args = ap.parse_args()
     import numpy as np
     import tensorflow as tf
-    from tensorflow import keras
     from keras import layers
+    from tensorflow import keras
 
     threads = len(os.sched_getaffinity(0))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     models = {
-        "basic_cnn": (lambda: keras.Sequential([
-            keras.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
-            layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")]), 693_962),
-        "deep_cnn": (lambda: keras.Sequential([
-            keras.Input((28, 28, 1)), layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
-            layers.Conv2D(128, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(),
-            layers.Dense(256, activation="relu"), layers.Dense(10, activation="softmax")]), 896_522),
+        "basic_cnn": (
+            lambda: keras.Sequential(
+                [
+                    keras.Input((28, 28, 1)),
+                    layers.Conv2D(32, 3, activation="relu"),
+                    layers.MaxPooling2D(2),
+                    layers.Flatten(),
+                    layers.Dense(128, activation="relu"),
+                    layers.Dense(10, activation="softmax"),
+                ]
+            ),
+            693_962,
+        ),
+        "deep_cnn": (
+            lambda: keras.Sequential(
+                [
+                    keras.Input((28, 28, 1)),
+                    layers.Conv2D(64, 3, activation="relu"),
+                    layers.MaxPooling2D(2),
+                    layers.Conv2D(128, 3, activation="relu"),
+                    layers.MaxPooling2D(2),
+                    layers.Flatten(),
+                    layers.Dense(256, activation="relu"),
+                    layers.Dense(10, activation="softmax"),
+                ]
+            ),
+            896_522,
+        ),
     }
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.images, 28, 28, 1)).astype("float32") / 255.0
@@ -72,8 +93,19 @@ def main() -> None:
         rows.append({"name": name, "train_images_per_s": rate, "epoch_seconds": times})
         print(f"{name}: {rate:,.0f} images/s (Keras {keras.__version__}, TensorFlow {tf.__version__})", flush=True)
     with open(args.out, "w") as fh:
-        json.dump({"members": rows, "keras": keras.__version__, "tensorflow": tf.__version__, "cpu": cpu_model(),
-                   "threads": threads, "batch_size": 32, "images": args.images}, fh, indent=1)
+        json.dump(
+            {
+                "members": rows,
+                "keras": keras.__version__,
+                "tensorflow": tf.__version__,
+                "cpu": cpu_model(),
+                "threads": threads,
+                "batch_size": 32,
+                "images": args.images,
+            },
+            fh,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from committee.fileio import read_json, write_json
-from committee.machine import environment
-from committee.seeds import spread as stat
+from committee.base.fileio import read_json, write_json
+from committee.base.machine import environment
+from committee.evaluation.seed_summary import spread as stat
 
 
 def cli(*args: str) -> str:
@@ -43,16 +43,27 @@ def summarise(docs: list[dict]) -> dict:
     out["best_member_ece_shift"] = stat([min(d["entries"][m]["ece_shift"] for m in members) for d in docs])
     out["calibrated_ece_shift"] = stat([d["entries"]["committee:calibrated"]["ece_shift"] for d in docs])
     # `committee shift` scores selective prediction on the whole test split (n_selective), whatever --limit says
-    out["accuracy_at_90_full_test"] = {rule: stat([d["selective"][f"committee:{rule}"]["accuracy_at_90"] for d in docs])
-                                       for rule in ("mean", "calibrated")}
+    out["accuracy_at_90_full_test"] = {
+        rule: stat([d["selective"][f"committee:{rule}"]["accuracy_at_90"] for d in docs])
+        for rule in ("mean", "calibrated")
+    }
     out["n_selective"] = docs[0]["n_selective"]
     out["aurc"] = stat([d["selective"][committee]["aurc"] for d in docs])
-    out["ood_auroc"] = {s: {score: stat([d["ood"][s][score]["auroc"] for d in docs if d["ood"][s].get(score)])
-                            for score in ("max_prob", "entropy", "mutual_information", "energy")
-                            if all(d["ood"][s].get(score) for d in docs)}
-                        for s in docs[0]["ood"]}
-    out["accuracy_by_family"] = {f: {name: np.mean([d["entries"][name]["accuracy_by_family"][f] for d in docs], axis=0).tolist()
-                                     for name in docs[0]["entries"]} for f in docs[0]["entries"][committee]["accuracy_by_family"]}
+    out["ood_auroc"] = {
+        s: {
+            score: stat([d["ood"][s][score]["auroc"] for d in docs if d["ood"][s].get(score)])
+            for score in ("max_prob", "entropy", "mutual_information", "energy")
+            if all(d["ood"][s].get(score) for d in docs)
+        }
+        for s in docs[0]["ood"]
+    }
+    out["accuracy_by_family"] = {
+        f: {
+            name: np.mean([d["entries"][name]["accuracy_by_family"][f] for d in docs], axis=0).tolist()
+            for name in docs[0]["entries"]
+        }
+        for f in docs[0]["entries"][committee]["accuracy_by_family"]
+    }
     return out
 
 
@@ -63,7 +74,9 @@ def main() -> None:
     p.add_argument("--presets", default="robust,fast")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--limit", type=int, default=5000)
-    p.add_argument("--rescore", action="store_true", help="summarise the finished runs and shift.json files in --runs-dir again")
+    p.add_argument(
+        "--rescore", action="store_true", help="summarise the finished runs and shift.json files in --runs-dir again"
+    )
     args = p.parse_args()
     results = args.out / "shift_robust.json"
     # Earlier presets' entries stay (a preset measured again replaces its own).
@@ -79,9 +92,15 @@ def main() -> None:
             start = time.perf_counter()
             cli("run", "--preset", preset, "--seeds", str(args.seeds), "--run-dir", str(run_dir), "--quiet")
             wall = time.perf_counter() - start
-            docs = [json.loads(cli("shift", "--run-dir", str(d), "--limit", str(args.limit), "--quiet", "--json")) for d in seed_dirs]
+            docs = [
+                json.loads(cli("shift", "--run-dir", str(d), "--limit", str(args.limit), "--quiet", "--json"))
+                for d in seed_dirs
+            ]
         doc["presets"][preset] = {"wall_s_all_seeds": wall, "wall_s_per_seed": wall / args.seeds, **summarise(docs)}
-        print(json.dumps({preset: {k: v for k, v in doc["presets"][preset].items() if k != "accuracy_by_family"}}), file=sys.stderr)
+        print(
+            json.dumps({preset: {k: v for k, v in doc["presets"][preset].items() if k != "accuracy_by_family"}}),
+            file=sys.stderr,
+        )
         write_json(results, doc)
     print(f"wrote {results}")
 

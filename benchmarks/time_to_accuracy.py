@@ -24,27 +24,53 @@ from pathlib import Path
 
 import numpy as np
 
-from committee.fileio import atomic_path, read_json, write_json
-from committee.results import RunResult
-from committee.rundir import RunDir
+from committee.base.fileio import atomic_path, read_json, write_json
+from committee.store.records import RunResult
+from committee.store.run_dir import RunDir
 
 
 def run_point(preset: str, scale: float, seed: int, run_dir: Path, rule: str) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "committee", "run", "--preset", preset, "--epoch-scale", str(scale),
-                           "--seed", str(seed), "--run-dir", str(run_dir), "--quiet", "--json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "committee",
+            "run",
+            "--preset",
+            preset,
+            "--epoch-scale",
+            str(scale),
+            "--seed",
+            str(seed),
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"time_to_accuracy: {preset} x{scale} failed: {proc.stderr.strip().splitlines()[-1]}")
     result = RunResult.from_dict(json.loads(proc.stdout), "committee run --json")
     committee = result.committees[rule].test
-    return {"label": f"{preset} x{scale:g}" + (f" s{seed}" if seed else ""), "group": f"{preset} (wall time)", "preset": preset, "scale": scale, "seed": seed,
-            "seconds": wall, "accuracy": 100 * committee.accuracy, "ci": [100 * v for v in committee.accuracy_ci],
-            "members": {n: 100 * m.test.accuracy for n, m in result.members.items()},
-            "train_seconds": sum(m.train_seconds for m in result.members.values()), "rule": rule,
-            **{k: RunDir(run_dir).environment().get(k) for k in ("cpu", "threads", "torch")}}
+    return {
+        "label": f"{preset} x{scale:g}" + (f" s{seed}" if seed else ""),
+        "group": f"{preset} (wall time)",
+        "preset": preset,
+        "scale": scale,
+        "seed": seed,
+        "seconds": wall,
+        "accuracy": 100 * committee.accuracy,
+        "ci": [100 * v for v in committee.accuracy_ci],
+        "members": {n: 100 * m.test.accuracy for n, m in result.members.items()},
+        "train_seconds": sum(m.train_seconds for m in result.members.values()),
+        "rule": rule,
+        **{k: RunDir(run_dir).environment().get(k) for k in ("cpu", "threads", "torch")},
+    }
 
 
 def reference_point(run_dir: Path, rule: str) -> dict:
@@ -53,8 +79,14 @@ def reference_point(run_dir: Path, rule: str) -> dict:
         sys.exit(f"time_to_accuracy: {run_dir} has no metrics.json (run `committee evaluate --run-dir {run_dir}`)")
     committee = result.committees[rule]
     # The members' summed training time, as metrics.json records it.
-    return {"label": run_dir.name, "group": "reference runs (training time only)", "seconds": committee.train_seconds,
-            "accuracy": 100 * committee.test.accuracy, "ci": [100 * v for v in committee.test.accuracy_ci], "rule": rule}
+    return {
+        "label": run_dir.name,
+        "group": "reference runs (training time only)",
+        "seconds": committee.train_seconds,
+        "accuracy": 100 * committee.test.accuracy,
+        "ci": [100 * v for v in committee.test.accuracy_ci],
+        "rule": rule,
+    }
 
 
 def main() -> None:
@@ -67,8 +99,12 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, action="append", default=[], help="a finished run directory to plot too")
     ap.add_argument("--target", type=float, default=93.5)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the JSON and the figure go")
-    ap.add_argument("--runs-dir", type=Path, default=Path("runs/time_to_accuracy"), help="where the timed runs are trained")
-    ap.add_argument("--plot-only", action="store_true", help="re-plot the saved points (plus --reference) without training")
+    ap.add_argument(
+        "--runs-dir", type=Path, default=Path("runs/time_to_accuracy"), help="where the timed runs are trained"
+    )
+    ap.add_argument(
+        "--plot-only", action="store_true", help="re-plot the saved points (plus --reference) without training"
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "time_to_accuracy.json"
@@ -76,19 +112,33 @@ def main() -> None:
     if not args.plot_only:
         for scale, seed in ((float(s), args.seed + k) for s in args.scales.split(",") for k in range(args.seeds)):
             point = run_point(args.preset, scale, seed, args.runs_dir / f"{args.preset}-x{scale:g}-s{seed}", args.rule)
-            print(f"{point['label']:>14}: {point['seconds']:6.0f} s wall  committee {point['accuracy']:.2f} % "
-                  f"[{point['ci'][0]:.2f}, {point['ci'][1]:.2f}]", flush=True)
+            print(
+                f"{point['label']:>14}: {point['seconds']:6.0f} s wall  committee {point['accuracy']:.2f} % "
+                f"[{point['ci'][0]:.2f}, {point['ci'][1]:.2f}]",
+                flush=True,
+            )
             points = [p for p in points if p["label"] != point["label"]] + [point]
             write_json(results, {"points": points})
-    points = [p for p in points if not p["group"].startswith("reference")] + [reference_point(r, args.rule) for r in args.reference]
+    points = [p for p in points if not p["group"].startswith("reference")] + [
+        reference_point(r, args.rule) for r in args.reference
+    ]
     write_json(results, {"points": points})
 
-    from committee import plots
+    from committee.reporting import plots
+
     fig, ax = plots.plt.subplots(figsize=(6.4, 4))
-    plots.accuracy_vs_cost(ax, np.array([p["seconds"] for p in points]), np.array([p["accuracy"] for p in points]),
-                           np.array([p["ci"] for p in points]), [p["label"] if p.get("seed", 0) == 0 else "" for p in points],
-                           [p["group"] for p in points],
-                           "seconds on this machine", target=args.target, frontier=False, connect=True)
+    plots.accuracy_vs_cost(
+        ax,
+        np.array([p["seconds"] for p in points]),
+        np.array([p["accuracy"] for p in points]),
+        np.array([p["ci"] for p in points]),
+        [p["label"] if p.get("seed", 0) == 0 else "" for p in points],
+        [p["group"] for p in points],
+        "seconds on this machine",
+        target=args.target,
+        frontier=False,
+        connect=True,
+    )
     ax.set_xscale("log")  # presets from two minutes to an hour
     for budget in (150, 3600):  # issue 14's budgets for fast and strong
         ax.axvline(budget, color="#888", lw=0.8, ls=":")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from committee.fileio import write_json
-from committee.machine import cpu_model
-from committee.models import FlipTTA
-from committee.predict import timed_predict_probs
-from committee.rundir import RunDir
+from committee.base.fileio import write_json
+from committee.base.machine import cpu_model
+from committee.models.inference import timed_predict_probs
+from committee.models.layers import FlipTTA
+from committee.store.run_dir import RunDir
 
 
 def main() -> None:
@@ -27,15 +27,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     run = RunDir(args.run_dir)
-    from committee import pipeline
-    from committee.data import make_splits
+    from committee.data.sources import load_cached
+    from committee.data.splits import make_splits
+    from committee.serving.trained import load_member
 
     cfg = run.config()
-    dataset = pipeline._dataset(cfg)
+    dataset = load_cached(cfg.data_spec())
     splits = make_splits(dataset, cfg.split, cfg.seed, cfg.limit_train)
     rows = []
     for name in cfg.members:
-        model = run.load_model(name)
+        model = load_member(run, name)
         if not isinstance(model, FlipTTA):
             continue
         info = run.member_info(name)
@@ -49,10 +50,22 @@ def main() -> None:
                 row[split] = float((probs.argmax(1) == dataset.labels[idx].numpy()).mean())
                 row[f"{split}_seconds_per_1000"] = ms
             rows.append(row)
-            print(f"{name} {views} views: val {100 * row['val']:.2f} %, test {100 * row['test']:.2f} %, "
-                  f"{row['test_seconds_per_1000'] * 1000:.0f} ms per 1,000 images", flush=True)
-    write_json(args.out, {"run_dir": str(args.run_dir), "rows": rows, "cpu": cpu_model(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__, "command": f"benchmarks/tta_views.py --run-dir {args.run_dir}"})
+            print(
+                f"{name} {views} views: val {100 * row['val']:.2f} %, test {100 * row['test']:.2f} %, "
+                f"{row['test_seconds_per_1000'] * 1000:.0f} ms per 1,000 images",
+                flush=True,
+            )
+    write_json(
+        args.out,
+        {
+            "run_dir": str(args.run_dir),
+            "rows": rows,
+            "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "command": f"benchmarks/tta_views.py --run-dir {args.run_dir}",
+        },
+    )
 
 
 if __name__ == "__main__":

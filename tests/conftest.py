@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from committee import data
+from committee.data import fashion_mnist as data
 
 REAL_DIR = data.SYSTEM_DIR
 
@@ -35,7 +35,7 @@ def synthetic_arrays(n_train: int = 300, n_test: int = 100, seed: int = 0, noise
         images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
         for i, k in enumerate(labels):
             r, c = 2 + (k // 5) * 12, 1 + (k % 5) * 5
-            images[i, r:r + 6, c:c + 6] = 200 + rng.integers(0, 55)
+            images[i, r : r + 6, c : c + 6] = 200 + rng.integers(0, 55)
         flip = rng.random(n) < noise
         labels[flip] = rng.integers(0, 10, flip.sum())
         out[f"{part}_images"], out[f"{part}_labels"] = images, labels.astype(np.uint8)
@@ -79,16 +79,33 @@ def real_data_available() -> bool:
     return data.find_files(REAL_DIR) is not None
 
 
-requires_real_data = pytest.mark.skipif(not real_data_available(), reason="real Fashion-MNIST not installed (make test installs it)")
+requires_real_data = pytest.mark.skipif(
+    not real_data_available(), reason="real Fashion-MNIST not installed (make test installs it)"
+)
 
 
-def make_synthetic_run(root: Path, members: str, epochs: int = 2, command: str = "train", **data_kw) -> tuple[Path, dict]:
+def make_synthetic_run(
+    root: Path, members: str, epochs: int = 2, command: str = "train", **data_kw
+) -> tuple[Path, dict]:
     """Train ``members`` on fresh synthetic data under ``root``; returns (run_dir, arrays)."""
-    from committee.cli import main
+    from committee.cli.commands import main
 
     arrays = synthetic_arrays(**data_kw)
     write_dataset(root / "data", arrays)
-    code = main([command, "--run-dir", str(root / "run"), "--data-dir", str(root / "data"), "--no-verify",
-                 "--members", members, "--epochs", str(epochs), "--quiet"])
+    code = main(
+        [
+            command,
+            "--run-dir",
+            str(root / "run"),
+            "--data-dir",
+            str(root / "data"),
+            "--no-verify",
+            "--members",
+            members,
+            "--epochs",
+            str(epochs),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return root / "run", arrays

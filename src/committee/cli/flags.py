@@ -163,10 +163,22 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    from committee.models.registry import model_names
-
+    """Every flag of a training command: the run directory, training, recipe, variants, backend and data."""
     p.add_argument("--run-dir", required=True, type=Path, help="directory the run is written to")
     g = p.add_argument_group("training")
+    add_member_args(g)
+    add_recipe_args(g)
+    add_variant_args(
+        p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
+    )
+    add_backend_args(p)
+    add_data_args(p)
+
+
+def add_member_args(g: argparse._ArgumentGroup) -> None:
+    """Which members, which rules, how long, how fast."""
+    from committee.models.registry import model_names
+
     g.add_argument(
         "--members", type=name_list, metavar="A,B,...", help=f"members to train, from: {', '.join(model_names())}"
     )
@@ -197,6 +209,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--label-smoothing", type=non_negative_float, metavar="E", help="label smoothing in [0, 1) (default 0)"
     )
+
+
+def add_recipe_args(g: argparse._ArgumentGroup) -> None:
+    """Stopping, device, precision, the weights' average, and resuming."""
     g.add_argument("--patience", type=positive_int, help="stop a member after P epochs without validation improvement")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     g.add_argument(
@@ -225,7 +241,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="continue an interrupted run from its config.json: finished members are kept, the others go on "
         "from their last completed epoch",
     )
-    g = p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
+
+
+def add_variant_args(g: argparse._ArgumentGroup) -> None:
+    """Architecture switches and augmentation, for every member that has the option."""
     g.add_argument(
         "--bn", action="store_true", default=None, help="batch norm after each convolution (basic_cnn, deep_cnn)"
     )
@@ -287,5 +306,3 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="alternating flips: each image mirrored on every other epoch instead of by a coin per epoch",
     )
-    add_backend_args(p)
-    add_data_args(p)

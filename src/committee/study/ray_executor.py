@@ -90,12 +90,12 @@ def import_ray(loopback: bool):
     return ray
 
 
-def _pack(dataset) -> object:
+def pack_dataset(dataset) -> object:
     """The dataset with numpy arrays, which Ray stores once and workers on a node map without copying."""
     return dataclasses.replace(dataset, images=dataset.images.numpy(), labels=dataset.labels.numpy())
 
 
-def _unpack(packed) -> object:
+def unpack_dataset(packed) -> object:
     import numpy as np
     import torch
 
@@ -115,7 +115,7 @@ def _train_task(job: TrainJob, packed_dataset, digest: str, shared: bool | None,
 
     torch.set_num_threads(threads)
     placement = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
-    dataset = _unpack(packed_dataset)
+    dataset = unpack_dataset(packed_dataset)
     in_place = shared is not False and RunDir(job.run_dir).digest() == digest
     if shared and not in_place:
         raise CommitteeError(f"{placement['hostname']} does not see {job.run_dir} (no shared filesystem there)")
@@ -240,7 +240,7 @@ class RayExecutor:
             for job in jobs:
                 key = job.config.data_spec()
                 if key not in shipped:  # once per dataset (all seeds and variants share one)
-                    shipped[key] = ray.put(_pack(load_cached(job.config.data_spec())))
+                    shipped[key] = ray.put(pack_dataset(load_cached(job.config.data_spec())))
                 run = RunDir(job.run_dir)
                 if not job.resume:
                     run.discard_checkpoint(job.member)  # a fresh job must not continue an older attempt

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from committee.base.fileio import write_bytes
-from committee.base.machine import cache_dir, cpu_model
+from committee.base.machine import cache_dir, cpu_signature
 from committee.training.step import train_step
 
 PRECISIONS = ("fp32", "bf16")
@@ -35,10 +35,11 @@ def cache_path() -> Path:
 
 
 def processor(device: str) -> str:
-    """The processor's name: the GPU's for CUDA, else the CPU model."""
+    """The processor: the GPU's name for CUDA, else the CPU's model, deciding flags and core count
+    (a model string alone can name two CPUs that choose differently)."""
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return cpu_model()
+    return cpu_signature()
 
 
 def cache_key(device: str, what: str) -> str:
