@@ -13,6 +13,11 @@ run: install dataset
 	$(BIN)/committee run --preset quick --run-dir $(RUN_DIR)
 
 test: install $(VENV)/.installed-ray dataset browser
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python benchmarks/render_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	$(BIN)/python -m pytest -q
 
 install: $(STAMP)
@@ -47,4 +52,4 @@ browser:
 	else echo "note: chromium not installed; the browser test will be skipped"; fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -10,7 +10,8 @@ accuracy only; test accuracy is reported, never used to choose.
     # the GPU run (issue 14; the device has the dataset in .data/):
     PYTHONPATH=src python3 benchmarks/air_sweep.py --device cuda --data-dir .data --workers 12 --out $OUT
     # the CPU table (issue 14; one row set per call, same --out: the calls add up):
-    .venv/bin/python benchmarks/air_sweep.py --only ablation --name 'all tricks' --name 'no shift' --deadline 7200 --out DIR
+    .venv/bin/python benchmarks/air_sweep.py --only ablation --name 'all tricks' --name 'no shift' \
+        --deadline 7200 --out DIR
     # a smoke test of every job on the CPU (tiny budgets):
     .venv/bin/python benchmarks/air_sweep.py --quick --workers 2 --out /tmp/sweep
 """
@@ -278,7 +279,8 @@ def main() -> None:
                 for n, m in r["members"].items()
             )
             print(
-                f"[{time.perf_counter() - start:6.0f}s] {len(done)}/{len(todo)} {r['group']}/{r['name']} s{r['seed']}: {status}",
+                f"[{time.perf_counter() - start:6.0f}s] {len(done)}/{len(todo)} {r['group']}/{r['name']} "
+                f"s{r['seed']}: {status}",
                 flush=True,
             )
     except cf.TimeoutError:

@@ -7,7 +7,8 @@ of width 32) against the same recipe with members of widths 24 and 40 (about the
 40² ≈ 2 × 32²), both trained here in one sitting. Clean test accuracy of the mean rule; the shift
 suite's comparison is shift_robust.json.
 
-    .venv/bin/python benchmarks/heterogeneous.py --compare augmentations --robust-runs /tmp/shift-bench2/robust --seeds 3
+    .venv/bin/python benchmarks/heterogeneous.py --compare augmentations \
+        --robust-runs /tmp/shift-bench2/robust --seeds 3
     .venv/bin/python benchmarks/heterogeneous.py --compare widths --seeds 3
 """
 

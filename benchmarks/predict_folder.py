@@ -68,7 +68,8 @@ def main() -> None:
     }
     print(
         f"{args.n} PNGs through {len(members)} members: {min(walls):.1f} s (best of {args.repeats}; "
-        f"{', '.join(f'{w:.1f}' for w in walls)}), accuracy {100 * accuracy:.1f} % ({cpu_model()}, {torch.get_num_threads()} threads)"
+        f"{', '.join(f'{w:.1f}' for w in walls)}), accuracy {100 * accuracy:.1f} % ({cpu_model()}, "
+        f"{torch.get_num_threads()} threads)"
     )
     if args.out:
         write_json(args.out, doc)

@@ -111,7 +111,8 @@ def main() -> None:
     for c in committees:
         print(
             f"{'+'.join(c['members']):>40}: clean {100 * c['clean']:.2f}  mCA {100 * c['mca']:.2f} "
-            f"(best member {100 * (c['mca'] - c['gain_over_best_member']):.2f}, gain {100 * c['gain_over_best_member']:+.2f})  "
+            f"(best member {100 * (c['mca'] - c['gain_over_best_member']):.2f}, gain "
+            f"{100 * c['gain_over_best_member']:+.2f})  "
             f"acc@90 {100 * c['accuracy_at_90']:.2f}"
         )
     write_json(

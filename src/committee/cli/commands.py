@@ -307,7 +307,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return emit_json(summary)
         print(seeds.format_summary(summary))
         print(
-            f"\nwrote {RunDir(args.run_dir).file('seeds.json')} and seeds.md; each seed's report is in its seed-k directory"
+            f"\nwrote {RunDir(args.run_dir).file('seeds.json')} and seeds.md; each seed's report is in its seed-k "
+            f"directory"
         )
         return 0
     result = pipeline.run(cfg, args.run_dir, resume=args.resume, progress=progress, executor=executor)
@@ -315,7 +316,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return emit_json(result.to_dict())
     print(format_table(result))
     print(
-        f"\nrun directory {args.run_dir}  ({time.perf_counter() - start:.0f} s)\nreport        {RunDir(args.run_dir).file('report.html')}"
+        f"\nrun directory {args.run_dir}  ({time.perf_counter() - start:.0f} s)\nreport        "
+        f"{RunDir(args.run_dir).file('report.html')}"
     )
     return 0
 

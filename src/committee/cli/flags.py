@@ -124,7 +124,8 @@ def add_preset_arg(p: argparse.ArgumentParser) -> None:
         default="quick",
         choices=tuple(PRESETS),
         help="quick (default: the seed's three members, a few minutes on 2 cores), fast (small BN conv nets, "
-        "airbench-style recipe), robust (fast's budget, members that differ in architecture and augmentation), strong (three small ResNets, about an hour on 2 cores) or seed (the seed's "
+        "airbench-style recipe), robust (fast's budget, members that differ in architecture and augmentation), strong "
+        "(three small ResNets, about an hour on 2 cores) or seed (the seed's "
         "50-epoch protocol); flags override it. README: measured times and accuracies",
     )
 
@@ -273,7 +274,8 @@ def add_variant_args(g: argparse._ArgumentGroup) -> None:
         "--tta",
         type=int,
         choices=(0, 1, 2),
-        help="test-time views of fast_cnn, resnet, air_cnn: 0 none, 1 mirror (their default), 2 mirror x 1-pixel shifts (air_cnn's)",
+        help="test-time views of fast_cnn, resnet, air_cnn: 0 none, 1 mirror (their default), 2 mirror x 1-pixel "
+        "shifts (air_cnn's)",
     )
     g.add_argument(
         "--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)"

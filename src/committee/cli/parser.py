@@ -30,7 +30,8 @@ def add_info_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "bench",
-        help="training and inference throughput: our engine in fp32 and bf16 vs the textbook loop vs the machine's peak",
+        help="training and inference throughput: our engine in fp32 and bf16 vs the textbook loop vs the machine's "
+        "peak",
     )
     p.add_argument(
         "--members",
@@ -187,7 +188,8 @@ def add_use_parsers(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="committee",
-        description="Train a committee of image classifiers on Fashion-MNIST and explain how each member and the committee do.",
+        description="Train a committee of image classifiers on Fashion-MNIST and explain how each member and the "
+        "committee do.",
     )
     parser.add_argument("--version", action="version", version=f"committee {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)

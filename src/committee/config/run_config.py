@@ -173,7 +173,8 @@ class RunConfig:
     schedule: str = "constant"  # constant | onecycle | cosine (per step, see train.lr_factor)
     weight_decay: float = 0.0  # not applied to biases and batch-norm parameters
     label_smoothing: float = 0.0
-    ema: float = 0.0  # decay per step of an exponential moving average of the weights (0: off); the average is evaluated and saved
+    # Decay per step of an exponential moving average of the weights (0: off); the average is evaluated and saved.
+    ema: float = 0.0
     bias_lr: float = 1.0  # learning-rate multiplier for biases and batch-norm shifts
     freeze_bn_scale: bool = False  # batch-norm scales fixed at 1 (not trained)
     # Per-member overrides of any option above: {member: {"arch", "bn", "dropout", "augment", "seed",
@@ -260,7 +261,11 @@ class RunConfig:
         if version != FORMAT_VERSION:
             raise CommitteeError(
                 f"{source}: format version {version} but this committee reads version {FORMAT_VERSION}; "
-                f"{'upgrade committee' if isinstance(version, int) and version > FORMAT_VERSION else 're-run it with this version'}"
+                + (
+                    "upgrade committee"
+                    if isinstance(version, int) and version > FORMAT_VERSION
+                    else "re-run it with this version"
+                )
             )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names - {"format_version"}

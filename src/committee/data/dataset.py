@@ -63,7 +63,8 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Yield int64 index tensors ``(batch_size,)`` (the last may be shorter) covering a seeded permutation of ``range(n)``."""
+    """Yield int64 index tensors ``(batch_size,)`` (the last may be shorter) covering a seeded
+    permutation of ``range(n)``."""
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]

@@ -84,7 +84,8 @@ def format_description(info: dict) -> str:
     lines = [
         f"dataset   {info['dataset']} ({'verified by SHA-256' if info['verified'] else 'not verified'})",
         f"source    {info['source']}{' (downloaded)' if info['downloaded'] else ''}",
-        f"images    {'x'.join(map(str, info['image_shape']))} uint8, {len(info['classes'])} classes, split '{info['split']}'",
+        f"images    {'x'.join(map(str, info['image_shape']))} uint8, {len(info['classes'])} classes, split "
+        f"'{info['split']}'",
     ]
     if info.get("skipped"):
         lines.append(

@@ -131,7 +131,10 @@ def verdict(variant: str, diff: float, ci: list[float]) -> str:
 
 
 def format_table(doc: dict) -> str:
-    head = f"{'variant':<12}{'seeds':>6}{'test acc (mean ± std)':>24}{'macro-F1':>18}{'NLL':>18}{'Δ acc vs base [95 % CI]':>32}{'train s':>9}"
+    head = (
+        f"{'variant':<12}{'seeds':>6}{'test acc (mean ± std)':>24}{'macro-F1':>18}{'NLL':>18}"
+        f"{'Δ acc vs base [95 % CI]':>32}{'train s':>9}"
+    )
     lines = [head, "-" * len(head)]
     for e in doc["variants"]:
         acc = "{:.2f} ± {:.2f} %".format(100 * e["accuracy"]["mean"], 100 * e["accuracy"]["std"])

@@ -12,15 +12,11 @@ from committee.base.errors import CommitteeError
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import MEMBER_INFO_KEYS, CommitteeResult, Diversity, Gain, MemberResult, RunResult, Scores
-from committee.store.run_dir import RunDir
+from committee.store.run_dir import MemberArtifacts, RunDir
 
 
-def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
-    """Score every finished member and committee rule of a run; also writes ``metrics.json``."""
-    cfg = run.config()
-    rules = list(rules or cfg.rules)
-    check_rules(rules)
-    labels_val, labels_test = run.labels("val"), run.labels("test")
+def finished_artifacts(run: RunDir, labels_val: np.ndarray | None) -> list[MemberArtifacts]:
+    """The run's finished members with their saved probabilities, checked against the labels."""
     if labels_val is None:
         raise CommitteeError(f"{run.path}: labels_val.npy missing; was training started?")
     names = run.finished_members()
@@ -32,6 +28,53 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
             raise CommitteeError(
                 f"{run.path}: member {m.name} has {len(m.probs_val)} validation rows for {len(labels_val)} labels"
             )
+    return members
+
+
+def gain_over(best: str, best_test: Scores, labels_test: np.ndarray, pred: np.ndarray, best_pred: np.ndarray) -> Gain:
+    """A committee's test gain over the best member (chosen on validation), with its interval and McNemar."""
+    test = mcnemar(labels_test, pred, best_pred)
+    return Gain(
+        best,
+        accuracy(labels_test, pred) - best_test.accuracy,
+        paired_bootstrap_ci(labels_test, pred, best_pred),
+        test["a_only"],
+        test["b_only"],
+        test["p_value"],
+    )
+
+
+def run_diversity(
+    names: list[str], member_results: dict[str, MemberResult], labels_test: np.ndarray, test_stack: np.ndarray
+) -> Diversity:
+    """How the members differ on test ``(M, N, K)``, and accuracy as they join one at a time (best first)."""
+    member_preds = test_stack.argmax(axis=2)
+    d = diversity(labels_test, test_stack)
+    # Members added one at a time, best (on validation) first, averaged with the mean rule.
+    order = sorted(names, key=lambda n: -member_results[n].val.accuracy)
+    growth = [
+        accuracy(labels_test, test_stack[[names.index(n) for n in order[:k]]].mean(axis=0).argmax(1))
+        for k in range(1, len(order) + 1)
+    ]
+    return Diversity(
+        names,
+        d["disagreement"],
+        d["error_correlation"],
+        d["oracle_accuracy"],
+        int(np.sum((member_preds != labels_test[None]).all(axis=0))),
+        order,
+        growth,
+    )
+
+
+def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
+    """Score every finished member and committee rule of a run; also writes ``metrics.json``."""
+    cfg = run.config()
+    rules = list(rules or cfg.rules)
+    check_rules(rules)
+    labels_val, labels_test = run.labels("val"), run.labels("test")
+    members = finished_artifacts(run, labels_val)
+    names = [m.name for m in members]
     has_test = labels_test is not None and all(m.probs_test is not None for m in members)
     classes = run.class_names()
 
@@ -49,7 +92,6 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     }
     # The best member is chosen on validation, never on test.
     best = max(names, key=lambda n: member_results[n].val.accuracy)
-
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
     infer = [m.info.get("infer_seconds_per_1000") for m in members]
@@ -57,18 +99,17 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     for rule in rules:
         params = fit_rule(rule, val_stack, labels_val)
         test_probs = combine(rule, params, test_stack) if has_test else None
-        gain = None
-        if has_test:
-            pred, best_pred = test_probs.argmax(1), test_stack[names.index(best)].argmax(1)
-            test = mcnemar(labels_test, pred, best_pred)
-            gain = Gain(
+        gain = (
+            gain_over(
                 best,
-                accuracy(labels_test, pred) - member_results[best].test.accuracy,
-                paired_bootstrap_ci(labels_test, pred, best_pred),
-                test["a_only"],
-                test["b_only"],
-                test["p_value"],
+                member_results[best].test,
+                labels_test,
+                test_probs.argmax(1),
+                test_stack[names.index(best)].argmax(1),
             )
+            if has_test
+            else None
+        )
         committees[rule] = CommitteeResult(
             rule,
             RULES[rule][2],
@@ -81,26 +122,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
             infer_seconds_per_1000=sum(infer) if all(infer) else None,
             vs_best_member=gain,
         )
-
-    div = None
-    if has_test:
-        member_preds = test_stack.argmax(axis=2)
-        d = diversity(labels_test, test_stack)
-        # Members added one at a time, best (on validation) first, averaged with the mean rule.
-        order = sorted(names, key=lambda n: -member_results[n].val.accuracy)
-        growth = [
-            accuracy(labels_test, test_stack[[names.index(n) for n in order[:k]]].mean(axis=0).argmax(1))
-            for k in range(1, len(order) + 1)
-        ]
-        div = Diversity(
-            names,
-            d["disagreement"],
-            d["error_correlation"],
-            d["oracle_accuracy"],
-            int(np.sum((member_preds != labels_test[None]).all(axis=0))),
-            order,
-            growth,
-        )
+    div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
     result = RunResult(
         str(run.path),
         cfg.split,
@@ -120,7 +142,10 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
 def format_table(result: RunResult) -> str:
     """A readable fixed-width table of members and committee rules."""
     split = result.main_split
-    head = f"{'model':<22}{split + ' acc':>10}{'95% CI':>18}{'macro-F1':>10}{'NLL':>8}{'params':>11}{'train s':>9}{'ms/1k':>8}"
+    head = (
+        f"{'model':<22}{split + ' acc':>10}{'95% CI':>18}{'macro-F1':>10}{'NLL':>8}"
+        f"{'params':>11}{'train s':>9}{'ms/1k':>8}"
+    )
     lines = [head, "-" * len(head)]
     for name, e in result.entries().items():
         s = e.scores(split)
@@ -128,7 +153,8 @@ def format_table(result: RunResult) -> str:
         ms = e.infer_seconds_per_1000
         lines.append(
             f"{name:<22}{100 * s.accuracy:>9.2f}%{f'[{100 * lo:.2f}, {100 * hi:.2f}]':>18}"
-            f"{s.macro_f1:>10.4f}{s.nll:>8.4f}{e.params:>11,}{e.train_seconds:>9.1f}{(1000 * ms if ms else float('nan')):>8.1f}"
+            f"{s.macro_f1:>10.4f}{s.nll:>8.4f}{e.params:>11,}"
+            f"{e.train_seconds:>9.1f}{(1000 * ms if ms else float('nan')):>8.1f}"
         )
     gains = [(c, c.vs_best_member) for c in result.committees.values() if c.vs_best_member]
     if gains:

@@ -14,7 +14,8 @@ from committee.store.records import RunResult
 
 
 def spread(values) -> dict:
-    """``{"values", "mean", "std"}`` of numbers across seeds; ``std`` is the sample standard deviation (ddof 1; 0 for one)."""
+    """``{"values", "mean", "std"}`` of numbers across seeds; ``std`` is the sample
+    standard deviation (ddof 1; 0 for one)."""
     values = np.asarray(values, dtype=float)
     return {
         "values": values.tolist(),

@@ -258,7 +258,8 @@ def evaluate_shift(
 def format_table(doc: dict) -> str:
     lines = [
         f"shift suite: {len(doc['corruptions'])} corruptions x {len(doc['severities'])} severities on "
-        f"{doc['n_test']:,} test images; AURC and accuracy at 90 % coverage on {doc.get('n_selective', doc['n_test']):,}",
+        f"{doc['n_test']:,} test images; AURC and accuracy at 90 % coverage on "
+        f"{doc.get('n_selective', doc['n_test']):,}",
         f"{'entry':<24}{'clean':>8}{'mCA':>8}{'drop':>8}{'ECE clean':>11}{'ECE shift':>11}{'AURC':>8}{'acc@90%':>9}",
     ]
     for name, e in doc["entries"].items():

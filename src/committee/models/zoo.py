@@ -88,7 +88,8 @@ def deep_cnn(
 
 @register(
     "bn_cnn",
-    "Conv 32 same -> BN -> MaxPool -> Dropout -> Conv 64 same -> BN -> MaxPool -> Dropout -> Dense 128 -> Dropout -> Dense 10 (seed extra task)",
+    "Conv 32 same -> BN -> MaxPool -> Dropout -> Conv 64 same -> BN -> MaxPool -> Dropout -> Dense 128 -> Dropout -> "
+    "Dense 10 (seed extra task)",
     batch_size=64,
     is_conv=True,
 )
@@ -128,7 +129,8 @@ def wide_deep(
 def fast_cnn_family(
     width: int, depth: int, tta: int, in_channels: int = 1, image_size: int = 28, n_classes: int = N_CLASSES
 ) -> nn.Module:
-    """Built for time to accuracy on a CPU (the ``fast`` and ``robust`` presets before air_cnn): no layer works at 28x28.
+    """Built for time to accuracy on a CPU (the ``fast`` and ``robust`` presets before air_cnn):
+    no layer works at 28x28.
 
     A 4x4 stride-2 "patch" convolution takes the image to 14x14 at once, a 3x3 stride-2
     convolution to 7x7 (a strided conv instead of max-pooling: pooling 14x14 maps cost as

@@ -267,7 +267,8 @@ def accuracy_vs_cost(
 ) -> Axes:
     """Accuracy (%) against a cost (seconds, ms per 1,000 images, ...), one point per system.
 
-    ``ci`` is ``(n, 2)`` in percent; an empty label leaves a point unnamed; ``groups`` colours points (e.g. "member", "committee",
+    ``ci`` is ``(n, 2)`` in percent; an empty label leaves a point unnamed; ``groups`` colours
+    points (e.g. "member", "committee",
     or a preset name). ``frontier`` draws the Pareto front (no other point is both cheaper
     and more accurate); ``connect`` joins each group's points in cost order (a curve).
     """

@@ -74,7 +74,8 @@ def is_number(cell: str) -> bool:
 def render_html(title: str, subtitle: str, sections: list[Section], figure_bytes: Callable[[str], bytes]) -> str:
     """One self-contained page; ``figure_bytes(name)`` gives each figure's PNG."""
     out = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+        f"content='width=device-width,initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>{html.escape(title)}</h1><p class='meta'>{inline(subtitle)}</p><nav>"
         + "".join(f"<a href='#{s.id}'>{html.escape(s.title)}</a>" for s in sections)

@@ -63,10 +63,13 @@ def trust_under_shift_section(ctx: ReportContext) -> Section | None:
         return None
     sec = Section("shift", "Trust under shift")
     sec.p(
-        f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five families "
-        f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed {doc['seed']}. "
+        f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five "
+        f"families "
+        f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed "
+        f"{doc['seed']}. "
         "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters. "
-        f"Selective prediction (AURC, accuracy at 90 % coverage) reads all {doc.get('n_selective', doc['n_test']):,} clean test images."
+        f"Selective prediction (AURC, accuracy at 90 % coverage) reads all {doc.get('n_selective', doc['n_test']):,} "
+        f"clean test images."
     )
     entries, sel = doc["entries"], doc["selective"]
     rows = [
@@ -122,7 +125,8 @@ def trust_under_shift_section(ctx: ReportContext) -> Section | None:
     )
     scores = ("max_prob", "entropy", "mutual_information", "energy")
     sec.p(
-        "Out-of-distribution detection by the committee's uncertainty (AUROC; 0.5 is chance, 1 perfect). Mutual information "
+        "Out-of-distribution detection by the committee's uncertainty (AUROC; 0.5 is chance, 1 perfect). Mutual "
+        "information "
         "is the members' disagreement; energy needs raw logits (n/a for members with built-in flip TTA)."
     )
     sec.blocks.append(
@@ -180,7 +184,8 @@ def confusion_section(ctx: ReportContext) -> Section:
 
     sec = Section("confusion", "Confusion matrices")
     sec.p(
-        "Rows are the true class, columns the predicted class; left counts, right each row divided by its total (recall on the diagonal)."
+        "Rows are the true class, columns the predicted class; left counts, right each row divided by its total "
+        "(recall on the diagonal)."
     )
     for name, e in ctx.result.entries().items():
         cm = np.array(e.scores().confusion_matrix)
@@ -351,7 +356,8 @@ def analysis_section(ctx: ReportContext) -> Section:
         best, cheapest = r.best_member, min(costs, key=costs.get)
         sec.p(
             f"Cost: the committee needs {1000 * ccost:.0f} ms per 1,000 images, "
-            f"{ccost / costs[best]:.1f}× its best member ({best}) and {ccost / costs[cheapest]:.0f}× its cheapest ({cheapest}); "
+            f"{ccost / costs[best]:.1f}× its best member ({best}) and {ccost / costs[cheapest]:.0f}× its cheapest "
+            f"({cheapest}); "
             f"it holds {committee.params:,} parameters."
         )
     if r.skipped_members:

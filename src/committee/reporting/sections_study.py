@@ -26,7 +26,8 @@ def summary_section(ctx: ReportContext) -> Section:
         c = r.committees[ctx.main_rule]
         sec.p(
             f"The committee of {len(r.members)} ({', '.join(r.members)}, rule **{ctx.main_rule}**) scores "
-            f"**{pct_ci(c.scores())}** accuracy on the {n:,} images of the {where if r.has_test else 'validation split'} "
+            f"**{pct_ci(c.scores())}** accuracy on the {n:,} images of the "
+            f"{where if r.has_test else 'validation split'} "
             f"(95 % Wilson interval)."
         )
     sec.p(f"Best member, chosen on validation: **{best}** with {pct_ci(r.members[best].scores())}.")
@@ -68,7 +69,8 @@ def gain_meaning(ctx: ReportContext) -> str:
     else:
         verdict = "the committee and its best member cannot be told apart on these images"
     return (
-        f"In words: {verdict}; any single accuracy here is known to about ±{100 * (hi - lo) / 2:.1f} points, so smaller "
+        f"In words: {verdict}; any single accuracy here is known to about ±{100 * (hi - lo) / 2:.1f} points, so "
+        f"smaller "
         f"differences between rows are noise unless a paired test says otherwise."
     )
 
@@ -84,7 +86,8 @@ def data_section(ctx: ReportContext) -> Section:
         return sec
     sec.p(
         f"{info['dataset']} from `{info['source']}` ({'verified by SHA-256' if info['verified'] else 'not verified'}), "
-        f"{'×'.join(map(str, info['image_shape']))} grayscale images, {len(info['classes'])} classes, split **{info['split']}**."
+        f"{'×'.join(map(str, info['image_shape']))} grayscale images, {len(info['classes'])} classes, split "
+        f"**{info['split']}**."
     )
     if ctx.images is not None:
         train = ctx.split_idx["train"]
@@ -320,8 +323,10 @@ def seed_comparison_section(ctx: ReportContext) -> Section | None:
     sec = Section("seed-comparison", "Against the seed study")
     sec.p(
         "The seed study's published test accuracies (one run each, no intervals, Keras, on its own 2,800-image "
-        "split) next to ours on the same protocol (pooled 86/10/4 split, 280 test images per class) with 95 % intervals. "
-        "A published number inside our interval is a reproduction; with 2,800 test images an interval is about ±1 point wide."
+        "split) next to ours on the same protocol (pooled 86/10/4 split, 280 test images per class) with 95 % "
+        "intervals. "
+        "A published number inside our interval is a reproduction; with 2,800 test images an interval is about ±1 "
+        "point wide."
     )
     rows = []
     entries = ctx.result.entries()
@@ -344,7 +349,8 @@ def ablation_section(ctx: ReportContext) -> Section | None:
     sec = Section("ablation", "Ablation")
     sec.p(
         f"Base **{doc['base']}**, factors {', '.join(doc['factors'])}, switched on one at a time and all together; "
-        f"{len(doc['seeds'])} seeds per variant (initialisation and batch order), the same split and epoch budget, best "
+        f"{len(doc['seeds'])} seeds per variant (initialisation and batch order), the same split and epoch budget, "
+        f"best "
         f"epoch chosen on validation. Differences to the base are paired by seed, with a 95 % t-interval over seeds."
     )
     rows = []

@@ -41,7 +41,8 @@ def train(
     progress: bool | None = None,
     executor: Executor | None = None,
 ) -> list[dict]:
-    """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run); returns member.json dicts."""
+    """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run);
+    returns member.json dicts."""
     cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
     return [r.info for r in (executor or LocalExecutor()).run(make_jobs(run_dir, cfg, members, resume, progress))]
 

@@ -64,7 +64,8 @@ def prepare(
         for key in DATA_FIELDS:
             if getattr(old, key) != getattr(cfg, key):
                 raise UsageError(
-                    f"{rundir.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new --run-dir"
+                    f"{rundir.path} was made with {key}={getattr(old, key)!r}, not {getattr(cfg, key)!r}; use a new "
+                    f"--run-dir"
                 )
         cfg = cfg.replace(
             members=tuple(dict.fromkeys([*old.members, *cfg.members])),
