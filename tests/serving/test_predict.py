@@ -44,13 +44,7 @@ def test_modes(tmp_path, mode):
     assert out.shape == (28, 28) and out[14, 14] > 150
 
 
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (b"", "empty file"),
-        (b"just some text", "not an image"),
-    ],
-)
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"just some text", "not an image")])
 def test_bad_files(tmp_path, content, message):
     (tmp_path / "f.png").write_bytes(content)
     with pytest.raises(CommitteeError, match=message):

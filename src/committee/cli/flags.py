@@ -280,6 +280,11 @@ def add_variant_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--dropout", type=probability, metavar="P", help="dropout probability (basic_cnn, deep_cnn, bn_cnn, wide_deep)"
     )
+    add_augment_args(g)
+
+
+def add_augment_args(g: argparse._ArgumentGroup) -> None:
+    """Training-batch augmentation: its switch and its ranges."""
     g.add_argument(
         "--augment",
         action="store_true",

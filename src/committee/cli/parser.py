@@ -93,8 +93,8 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print metrics.json (with --seeds: seeds.json) on stdout")
 
 
-def add_use_parsers(sub: argparse._SubParsersAction) -> None:
-    """Using a trained committee: predict, export, compare, shift."""
+def add_predict_parser(sub: argparse._SubParsersAction) -> None:
+    """committee predict: your own images through a trained committee."""
     p = sub.add_parser(
         "predict", help="classify your own images (PNG, JPEG, BMP, GIF, WebP, .npy, folders) with a trained committee"
     )
@@ -141,6 +141,10 @@ def add_use_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
+
+def add_use_parsers(sub: argparse._SubParsersAction) -> None:
+    """Using a trained committee: predict, export, compare, shift."""
+    add_predict_parser(sub)
     p = sub.add_parser("export", help="export the whole committee (members + rule) as one ONNX graph")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--format", choices=("onnx",), default="onnx")

@@ -68,13 +68,7 @@ def random_affine(
     flip = torch.where(u[:, 4] < params.flip, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # Zooming in by s means sampling the input at coordinates / s; flipping negates x.
-    return torch.stack(
-        [
-            torch.stack([cos * flip, -sin, tx], dim=1),
-            torch.stack([sin * flip, cos, ty], dim=1),
-        ],
-        dim=1,
-    )
+    return torch.stack([torch.stack([cos * flip, -sin, tx], dim=1), torch.stack([sin * flip, cos, ty], dim=1)], dim=1)
 
 
 def augment_batch(x: torch.Tensor, params: AugmentParams, generator: torch.Generator | None = None) -> torch.Tensor:

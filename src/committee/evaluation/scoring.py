@@ -67,6 +67,40 @@ def run_diversity(
     )
 
 
+def score_committee(
+    rule: str,
+    names: list[str],
+    member_results: dict[str, MemberResult],
+    best: str,
+    val_stack: np.ndarray,
+    labels_val: np.ndarray,
+    test_stack: np.ndarray | None,
+    labels_test: np.ndarray | None,
+    scores,
+) -> CommitteeResult:
+    """Fit one rule on the validation stack ``(M, N_val, K)``, score it on both splits, and its gain over
+    the best member on test."""
+    params = fit_rule(rule, val_stack, labels_val)
+    test_probs = combine(rule, params, test_stack) if test_stack is not None else None
+    gain = None
+    if test_probs is not None:
+        best_pred = test_stack[names.index(best)].argmax(1)
+        gain = gain_over(best, member_results[best].test, labels_test, test_probs.argmax(1), best_pred)
+    infer = [member_results[n].infer_seconds_per_1000 for n in names]
+    return CommitteeResult(
+        rule,
+        RULES[rule][2],
+        names,
+        params,
+        scores(labels_val, combine(rule, params, val_stack)),
+        scores(labels_test, test_probs) if test_probs is not None else None,
+        params=sum(member_results[n].params for n in names),
+        train_seconds=sum(member_results[n].train_seconds for n in names),
+        infer_seconds_per_1000=sum(infer) if all(infer) else None,
+        vs_best_member=gain,
+    )
+
+
 def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     """Score every finished member and committee rule of a run; also writes ``metrics.json``."""
     cfg = run.config()
@@ -94,34 +128,10 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
-    infer = [m.info.get("infer_seconds_per_1000") for m in members]
-    committees = {}
-    for rule in rules:
-        params = fit_rule(rule, val_stack, labels_val)
-        test_probs = combine(rule, params, test_stack) if has_test else None
-        gain = (
-            gain_over(
-                best,
-                member_results[best].test,
-                labels_test,
-                test_probs.argmax(1),
-                test_stack[names.index(best)].argmax(1),
-            )
-            if has_test
-            else None
-        )
-        committees[rule] = CommitteeResult(
-            rule,
-            RULES[rule][2],
-            names,
-            params,
-            scores(labels_val, combine(rule, params, val_stack)),
-            scores(labels_test, test_probs) if has_test else None,
-            params=sum(member_results[n].params for n in names),
-            train_seconds=sum(member_results[n].train_seconds for n in names),
-            infer_seconds_per_1000=sum(infer) if all(infer) else None,
-            vs_best_member=gain,
-        )
+    committees = {
+        rule: score_committee(rule, names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores)
+        for rule in rules
+    }
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
     result = RunResult(
         str(run.path),

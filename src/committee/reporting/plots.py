@@ -182,7 +182,7 @@ def mistakes(images: np.ndarray, true: list[str], pred: list[str], confidence: n
     return fig
 
 
-def ablation(ax: Axes, variants: list[str], values: list[np.ndarray], ci: list[list[float]]) -> Axes:
+def ablation_chart(ax: Axes, variants: list[str], values: list[np.ndarray], ci: list[list[float]]) -> Axes:
     """Test accuracy (%) of every seed per variant (dots), with the mean and its 95 % t-interval."""
     for i, (v, vals, (lo, hi)) in enumerate(zip(variants, values, ci)):
         vals = 100 * np.asarray(vals)

@@ -55,22 +55,8 @@ def calibration_section(ctx: ReportContext) -> Section | None:
     return sec
 
 
-def trust_under_shift_section(ctx: ReportContext) -> Section | None:
-    """shift.json, when `committee shift` has been run: corruptions, OOD detection, selective prediction."""
-
-    doc = ctx.shift
-    if not doc or not doc.get("entries"):
-        return None
-    sec = Section("shift", "Trust under shift")
-    sec.p(
-        f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five "
-        f"families "
-        f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed "
-        f"{doc['seed']}. "
-        "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters. "
-        f"Selective prediction (AURC, accuracy at 90 % coverage) reads all {doc.get('n_selective', doc['n_test']):,} "
-        f"clean test images."
-    )
+def shift_table(doc: dict) -> Table:
+    """Clean accuracy, mCA, its drop, ECE, AURC per member and rule (best mCA in bold)."""
     entries, sel = doc["entries"], doc["selective"]
     rows = [
         [
@@ -86,25 +72,16 @@ def trust_under_shift_section(ctx: ReportContext) -> Section | None:
         for n, e in entries.items()
     ]
     best = int(np.argmax([e["mca"] for e in entries.values()]))
-    sec.blocks.append(
-        Table(
-            [
-                "model",
-                "clean",
-                "mCA",
-                "drop (points)",
-                "ECE clean",
-                "ECE under shift",
-                "AURC",
-                "accuracy at 90 % coverage",
-            ],
-            rows,
-            {(best, 2)},
-        )
+    return Table(
+        ["model", "clean", "mCA", "drop (points)", "ECE clean", "ECE under shift", "AURC", "accuracy at 90 % coverage"],
+        rows,
+        {(best, 2)},
     )
+
+
+def shift_family_figure(ctx: ReportContext, entries: dict, shown: list[str], committee: str | None) -> Figure:
+    """Accuracy against severity per corruption family, members dashed and the committee solid."""
     families = list(next(iter(entries.values()))["accuracy_by_family"])
-    committee = next((n for n in (f"committee:{DEFAULT_RULE}", "committee:mean") if n in entries), None)
-    shown = [n for n in entries if not n.startswith("committee:")] + ([committee] if committee else [])
     fig, axes = pyplot().subplots(1, len(families), figsize=(3.0 * len(families), 3.2), sharey=True, squeeze=False)
     for ax, f in zip(axes[0], families):
         plots.severity_curves(
@@ -116,13 +93,16 @@ def trust_under_shift_section(ctx: ReportContext) -> Section | None:
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    sec.blocks.append(
-        ctx.save(
-            fig,
-            "shift_families.png",
-            f"Accuracy against severity per corruption family: members dashed, the committee ({committee}) solid.",
-        )
+    return ctx.save(
+        fig,
+        "shift_families.png",
+        f"Accuracy against severity per corruption family: members dashed, the committee ({committee}) solid.",
     )
+
+
+def ood_and_selective(ctx: ReportContext, sec: Section, doc: dict, shown: list[str]) -> None:
+    """OOD detection table and the risk-coverage figure."""
+    sel = doc["selective"]
     scores = ("max_prob", "entropy", "mutual_information", "energy")
     sec.p(
         "Out-of-distribution detection by the committee's uncertainty (AUROC; 0.5 is chance, 1 perfect). Mutual "
@@ -149,6 +129,30 @@ def trust_under_shift_section(ctx: ReportContext) -> Section | None:
             "predictions lowers the error rate; the area under the curve is AURC.",
         )
     )
+
+
+def trust_under_shift_section(ctx: ReportContext) -> Section | None:
+    """shift.json, when `committee shift` has been run: corruptions, OOD detection, selective prediction."""
+
+    doc = ctx.shift
+    if not doc or not doc.get("entries"):
+        return None
+    sec = Section("shift", "Trust under shift")
+    sec.p(
+        f"From `committee shift` on {doc['n_test']:,} test images: {len(doc['corruptions'])} corruptions in five "
+        f"families "
+        f"(noise, blur, geometry, photometry, occlusion), each at severities 1-5, generated locally with seed "
+        f"{doc['seed']}. "
+        "mCA is the mean accuracy over all 75 corrupted versions; rules keep their validation-fitted parameters. "
+        f"Selective prediction (AURC, accuracy at 90 % coverage) reads all {doc.get('n_selective', doc['n_test']):,} "
+        f"clean test images."
+    )
+    entries = doc["entries"]
+    sec.blocks.append(shift_table(doc))
+    committee = next((n for n in (f"committee:{DEFAULT_RULE}", "committee:mean") if n in entries), None)
+    shown = [n for n in entries if not n.startswith("committee:")] + ([committee] if committee else [])
+    sec.blocks.append(shift_family_figure(ctx, entries, shown, committee))
+    ood_and_selective(ctx, sec, doc, shown)
     return sec
 
 

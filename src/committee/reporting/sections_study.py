@@ -11,7 +11,7 @@ import numpy as np
 from committee.evaluation import ablation as abl
 from committee.reporting import plots
 from committee.reporting.context import ReportContext, pct, pct_ci, pyplot, secs
-from committee.reporting.render import Section, Table
+from committee.reporting.render import Figure, Section, Table
 
 
 def summary_section(ctx: ReportContext) -> Section:
@@ -146,9 +146,69 @@ def architectures_section(ctx: ReportContext) -> Section:
     return sec
 
 
-def training_section(ctx: ReportContext) -> Section:
-
+def curves_figure(ctx: ReportContext, name: str, hist: list[dict]) -> Figure:
+    """One member's accuracy and loss per epoch, with what its training line means."""
     plt = pyplot()
+    get = lambda k: np.array([h[k] for h in hist])  # noqa: E731
+    info = ctx.members.get(name, {})
+    smoothing = (info.get("recipe") or {}).get("label_smoothing") or 0.0
+    types = {layer["type"] for layer in info.get("layers", [])}
+    train_mode = [
+        t
+        for t, present in (
+            ("dropout", any("Dropout" in t for t in types)),
+            ("BN", any("BatchNorm" in t for t in types)),
+        )
+        if present
+    ]
+    train_label = (
+        "train (running average"
+        + "".join(
+            f", {x}"
+            for x in (
+                f"label smoothing {smoothing:g}" if smoothing else "",
+                "augmented" if info.get("augment") else "",
+                f"{'/'.join(train_mode)} in training mode" if train_mode else "",
+            )
+            if x
+        )
+        + ")"
+    )
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    plots.training_curves(
+        a,
+        b,
+        get("epoch"),
+        get("train_acc"),
+        get("val_acc"),
+        get("train_loss"),
+        get("val_loss"),
+        ctx.result.members[name].info.get("best_epoch") or int(get("epoch")[np.argmax(get("val_acc"))]),
+        name,
+        train_label=train_label,
+        val_label="validation (plain cross-entropy, eval mode"
+        + (", moving average of the weights" if (info.get("recipe") or {}).get("ema") else "")
+        + ")",
+    )
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    caption = (
+        f"{name}: accuracy and loss per epoch. The training line is the average over the epoch while the "
+        f"weights still move, in training mode"
+        + (
+            f", and its loss includes label smoothing {smoothing:g}, whose floor is well above 0: compare the "
+            f"validation loss with itself across epochs, not with the training loss"
+            if smoothing
+            else ""
+        )
+        + "."
+    )
+    return ctx.save(fig, f"curves_{name}.png", caption)
+
+
+def training_section(ctx: ReportContext) -> Section:
+    """Epochs, precision and speed per member, and their training curves."""
+
+    pyplot()
     sec = Section("training", "Training")
     rows = []
     for name, m in ctx.result.members.items():
@@ -175,66 +235,42 @@ def training_section(ctx: ReportContext) -> Section:
         )
     )
     for name, hist in ctx.histories.items():
-        if not hist:
-            continue
-        get = lambda k: np.array([h[k] for h in hist])  # noqa: E731
-        info = ctx.members.get(name, {})
-        smoothing = (info.get("recipe") or {}).get("label_smoothing") or 0.0
-        types = {layer["type"] for layer in info.get("layers", [])}
-        train_mode = [
-            t
-            for t, present in (
-                ("dropout", any("Dropout" in t for t in types)),
-                ("BN", any("BatchNorm" in t for t in types)),
-            )
-            if present
-        ]
-        train_label = (
-            "train (running average"
-            + "".join(
-                f", {x}"
-                for x in (
-                    f"label smoothing {smoothing:g}" if smoothing else "",
-                    "augmented" if info.get("augment") else "",
-                    f"{'/'.join(train_mode)} in training mode" if train_mode else "",
-                )
-                if x
-            )
-            + ")"
-        )
-        fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-        plots.training_curves(
-            a,
-            b,
-            get("epoch"),
-            get("train_acc"),
-            get("val_acc"),
-            get("train_loss"),
-            get("val_loss"),
-            ctx.result.members[name].info.get("best_epoch") or int(get("epoch")[np.argmax(get("val_acc"))]),
-            name,
-            train_label=train_label,
-            val_label="validation (plain cross-entropy, eval mode"
-            + (", moving average of the weights" if (info.get("recipe") or {}).get("ema") else "")
-            + ")",
-        )
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
-        caption = (
-            f"{name}: accuracy and loss per epoch. The training line is the average over the epoch while the "
-            f"weights still move, in training mode"
-            + (
-                f", and its loss includes label smoothing {smoothing:g}, whose floor is well above 0: compare the "
-                f"validation loss with itself across epochs, not with the training loss"
-                if smoothing
-                else ""
-            )
-            + "."
-        )
-        sec.blocks.append(ctx.save(fig, f"curves_{name}.png", caption))
+        if hist:
+            sec.blocks.append(curves_figure(ctx, name, hist))
     return sec
 
 
+def pareto_figure(ctx: ReportContext, sec: Section, names: list[str], acc: list, ci: list, is_c: list) -> None:
+    """Accuracy against inference cost with the Pareto front, when every entry has a cost."""
+    plt, r = pyplot(), ctx.result
+    cost = [r.entries()[n].infer_seconds_per_1000 for n in names]
+    if all(cost) and len(names) > 1:
+        main = f"committee:{ctx.main_rule}"
+        # Committees of one run share a cost (all members run), so only the main rule is named.
+        labels = [n if not c or n == main else "" for n, c in zip(names, is_c)]
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        plots.accuracy_vs_cost(
+            ax,
+            1000 * np.array(cost),
+            100 * np.array(acc),
+            100 * np.array(ci),
+            labels,
+            ["committee" if c else "member" for c in is_c],
+            "inference, ms per 1,000 images (CPU)",
+        )
+        ax.set_xscale("log")
+        sec.blocks.append(
+            ctx.save(
+                fig,
+                "pareto.png",
+                "Accuracy against inference cost. The dashed line is the Pareto "
+                "front: nothing is both cheaper and more accurate than a point on it.",
+            )
+        )
+
+
 def results_section(ctx: ReportContext) -> Section:
+    """Accuracy, cost and the rules' weights of every member and committee."""
 
     plt = pyplot()
     sec = Section("results", "Results")
@@ -276,30 +312,7 @@ def results_section(ctx: ReportContext) -> Section:
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.0))
     plots.accuracy_bars(ax, names, np.array(acc), np.array(ci), is_c)
     sec.blocks.append(ctx.save(fig, "accuracy.png", f"{split.capitalize()} accuracy with 95 % Wilson intervals."))
-    cost = [r.entries()[n].infer_seconds_per_1000 for n in names]
-    if all(cost) and len(names) > 1:
-        main = f"committee:{ctx.main_rule}"
-        # Committees of one run share a cost (all members run), so only the main rule is named.
-        labels = [n if not c or n == main else "" for n, c in zip(names, is_c)]
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
-        plots.accuracy_vs_cost(
-            ax,
-            1000 * np.array(cost),
-            100 * np.array(acc),
-            100 * np.array(ci),
-            labels,
-            ["committee" if c else "member" for c in is_c],
-            "inference, ms per 1,000 images (CPU)",
-        )
-        ax.set_xscale("log")
-        sec.blocks.append(
-            ctx.save(
-                fig,
-                "pareto.png",
-                "Accuracy against inference cost. The dashed line is the Pareto "
-                "front: nothing is both cheaper and more accurate than a point on it.",
-            )
-        )
+    pareto_figure(ctx, sec, names, acc, ci, is_c)
     rules = [
         [
             c.name,
@@ -383,7 +396,7 @@ def ablation_section(ctx: ReportContext) -> Section | None:
     )
     fig, ax = pyplot().subplots(figsize=(7.5, 3.2))
     values = {e["variant"]: np.array(e["accuracy"]["values"]) for e in doc["variants"]}
-    plots.ablation(ax, list(values), list(values.values()), [abl.t_interval(v) for v in values.values()])
+    plots.ablation_chart(ax, list(values), list(values.values()), [abl.t_interval(v) for v in values.values()])
     sec.blocks.append(ctx.save(fig, "ablation.png", "Test accuracy per seed and variant."))
     for e in doc["variants"]:
         if "verdict" in e:

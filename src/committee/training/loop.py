@@ -110,6 +110,49 @@ def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec
     )
 
 
+def build_member_model(
+    spec: ModelSpec,
+    model_kwargs: dict,
+    seed: int,
+    layout: torch.memory_format,
+    device: str,
+    x_train: torch.Tensor,
+    freeze_bn_scale: bool,
+) -> nn.Module:
+    """The member's model, seeded, in its training layout; whitening fitted, BN scales frozen if asked."""
+    torch.manual_seed(seed)
+    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
+    # Whitening filters from the first 5,000 training images (the validation split is never seen).
+    fit_whitening(model, to_float(x_train[:5000]))
+    if freeze_bn_scale:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.requires_grad_(False)
+    return model
+
+
+def member_augmentation(
+    cfg: RunConfig, name: str, opts: MemberOptions, seed: int
+) -> tuple[AugmentParams | None, torch.Generator | None]:
+    """The member's augmentation ranges and their own generator (so switching augmentation on leaves
+    the batch order unchanged)."""
+    aug_params = cfg.augment_params(name) if opts.augment else None
+    if aug_params is not None and opts.alt_flip:
+        aug_params = dataclasses.replace(aug_params, flip=0.0)  # the alternating flip replaces the coin
+    return aug_params, torch.Generator().manual_seed(seed + 1) if aug_params else None
+
+
+def resume_from_checkpoint(t: MemberTraining, run: RunDir) -> None:
+    """Continue ``t`` from its checkpoint: weights, optimizer, generators, best epoch and history."""
+    state = run.load_checkpoint(t.name, t.state_module, t.optimizer, t.generators)
+    t.best_acc, t.best_epoch = state["best_acc"], state["best_epoch"]
+    t.stale, t.train_seconds = state["stale"], state["train_seconds"]
+    # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
+    t.history = run.history(t.name)[: state["epoch"]]
+    t.next_epoch = state["epoch"] + 1
+    log(f"{t.name:>10} resuming after epoch {state['epoch']}")
+
+
 def setup_member(
     name: str, dataset: Dataset, splits: Splits, cfg: RunConfig, run: RunDir, device: str = "cpu", resume: bool = False
 ) -> MemberTraining:
@@ -118,21 +161,10 @@ def setup_member(
     spec, model_kwargs = member_model(cfg, name, dataset)
     run.start_member(name)
     seed = member_seed(opts.seed, name)
-    torch.manual_seed(seed)
     layout = training_layout(spec.is_conv)
-    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
     x_train = dataset.images[splits.train]
-    # Whitening filters from the first 5,000 training images (the validation split is never seen).
-    fit_whitening(model, to_float(x_train[:5000]))
-    if opts.freeze_bn_scale:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
-                m.weight.requires_grad_(False)
-    aug_params = cfg.augment_params(name) if opts.augment else None
-    if aug_params is not None and opts.alt_flip:
-        aug_params = dataclasses.replace(aug_params, flip=0.0)  # the alternating flip replaces the coin
-    # Its own generator, so switching augmentation on leaves the batch order unchanged.
-    aug_generator = torch.Generator().manual_seed(seed + 1) if aug_params else None
+    model = build_member_model(spec, model_kwargs, seed, layout, device, x_train, opts.freeze_bn_scale)
+    aug_params, aug_generator = member_augmentation(cfg, name, opts, seed)
     new_optimizer = lambda net: make_optimizer(net, opts.optimizer, opts.lr, opts.weight_decay, opts.bias_lr)  # noqa: E731
     optimizer = new_optimizer(model)
     batch_size = cfg.batch_size or spec.batch_size
@@ -148,9 +180,8 @@ def setup_member(
             f"{', cached' if rates['cached'] else ''})"
         )
     ema = moving_average(model, opts.ema) if opts.ema else None
-    flip_bits = (
-        (torch.rand(len(x_train), generator=torch.Generator().manual_seed(seed + 2)) < 0.5) if opts.alt_flip else None
-    )
+    flip_gen = torch.Generator().manual_seed(seed + 2)
+    flip_bits = (torch.rand(len(x_train), generator=flip_gen) < 0.5) if opts.alt_flip else None
     t = MemberTraining(
         name,
         opts,
@@ -176,42 +207,32 @@ def setup_member(
         flip_bits,
     )
     if resume and run.has_checkpoint(name):
-        state = run.load_checkpoint(name, t.state_module, optimizer, t.generators)
-        t.best_acc, t.best_epoch, t.stale, t.train_seconds = (
-            state["best_acc"],
-            state["best_epoch"],
-            state["stale"],
-            state["train_seconds"],
-        )
-        # history.csv may hold one epoch more than the checkpoint if the kill fell between the two writes.
-        t.history = run.history(name)[: state["epoch"]]
-        t.next_epoch = state["epoch"] + 1
-        log(f"{name:>10} resuming after epoch {state['epoch']}")
+        resume_from_checkpoint(t, run)
     return t
 
 
-def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> dict:
-    """Train one epoch, validate, write history, best weights and checkpoint; returns the history row."""
-    epoch, n_train, opts = t.next_epoch, len(t.x_train), t.opts
-    epoch_start = time.perf_counter()
-    t.model.train()
+def progress_bar(t: MemberTraining, epoch: int, progress: bool | None) -> tqdm | None:
+    """progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short; False: none."""
+    if progress is False:
+        return None
+    return tqdm(
+        total=len(t.x_train),
+        unit="img",
+        unit_scale=True,
+        leave=False,
+        disable=None if progress is None else False,
+        desc=f"{t.name} {epoch}/{t.epochs}",
+        file=sys.stderr,
+    )
+
+
+def train_pass(t: MemberTraining, epoch: int, bar: tqdm | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over the training split: returns the summed loss and the correct count, as tensors
+    (read once per epoch, so the hot loop never waits on a host sync)."""
+    opts = t.opts
     loss_sum = torch.zeros((), device=t.device)
     correct = torch.zeros((), dtype=torch.int64, device=t.device)
-    # progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short.
-    bar = (
-        None
-        if progress is False
-        else tqdm(
-            total=n_train,
-            unit="img",
-            unit_scale=True,
-            leave=False,
-            disable=None if progress is None else False,
-            desc=f"{t.name} {epoch}/{t.epochs}",
-            file=sys.stderr,
-        )
-    )
-    for step, idx in enumerate(batches(n_train, t.batch_size, t.generators["batches"])):
+    for step, idx in enumerate(batches(len(t.x_train), t.batch_size, t.generators["batches"])):
         factor = lr_factor(opts.schedule, (epoch - 1) * t.steps_per_epoch + step, t.epochs * t.steps_per_epoch)
         for group in t.optimizer.param_groups:
             group["lr"] = opts.lr * factor * group.get("lr_scale", 1.0)
@@ -233,24 +254,11 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     if bar is not None:
         bar.close()
-    epoch_train_seconds = time.perf_counter() - epoch_start
-    t.train_seconds += epoch_train_seconds
+    return loss_sum, correct
 
-    with mirror_views_only(t.eval_model):  # picking the best epoch needs no translated views
-        val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
-    val_loss = F.cross_entropy(val_logits, t.y_val).item()
-    val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
-    row = {
-        "epoch": epoch,
-        "train_loss": loss_sum.item() / n_train,
-        "train_acc": correct.item() / n_train,
-        "val_loss": val_loss,
-        "val_acc": val_acc,
-        "lr": t.optimizer.param_groups[0]["lr"],
-        "seconds": time.perf_counter() - epoch_start,
-    }
-    t.history.append(row)
-    run.write_history(t.name, t.history)
+
+def keep_best(t: MemberTraining, run: RunDir, epoch: int, val_acc: float) -> bool:
+    """Save the weights when validation improved, then the checkpoint; returns whether it improved."""
     improved = val_acc > t.best_acc
     if improved:
         t.best_acc, t.best_epoch, t.stale = val_acc, epoch, 0
@@ -270,6 +278,34 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
             "train_seconds": t.train_seconds,
         },
     )
+    return improved
+
+
+def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> dict:
+    """Train one epoch, validate, write history, best weights and checkpoint; returns the history row."""
+    epoch, n_train = t.next_epoch, len(t.x_train)
+    epoch_start = time.perf_counter()
+    t.model.train()
+    loss_sum, correct = train_pass(t, epoch, progress_bar(t, epoch, progress))
+    epoch_train_seconds = time.perf_counter() - epoch_start
+    t.train_seconds += epoch_train_seconds
+
+    with mirror_views_only(t.eval_model):  # picking the best epoch needs no translated views
+        val_logits = predict_logits(t.eval_model, t.x_val, device=t.device, precision=t.precision)
+    val_loss = F.cross_entropy(val_logits, t.y_val).item()
+    val_acc = (val_logits.argmax(1) == t.y_val).float().mean().item()
+    row = {
+        "epoch": epoch,
+        "train_loss": loss_sum.item() / n_train,
+        "train_acc": correct.item() / n_train,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "lr": t.optimizer.param_groups[0]["lr"],
+        "seconds": time.perf_counter() - epoch_start,
+    }
+    t.history.append(row)
+    run.write_history(t.name, t.history)
+    improved = keep_best(t, run, epoch, val_acc)
     log(
         f"{t.name:>10} epoch {epoch:>3}/{t.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
         f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
