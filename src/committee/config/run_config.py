@@ -54,6 +54,18 @@ MEMBER_OPTIONS = (
     "freeze_bn_scale",
 )
 
+# The recipe a member records in member.json (optimizer, schedule and the airbench-style tricks).
+RECIPE_OPTIONS = (
+    "optimizer",
+    "schedule",
+    "weight_decay",
+    "label_smoothing",
+    "ema",
+    "bias_lr",
+    "freeze_bn_scale",
+    "alt_flip",
+)
+
 
 @dataclass(frozen=True)
 class MemberOptions:
@@ -104,6 +116,10 @@ class MemberOptions:
         """config.json's form: every option, ``epochs`` and ``variant`` only when set."""
         d = dataclasses.asdict(self)
         return {k: v for k, v in d.items() if k not in ("epochs", "variant") or v is not None}
+
+    def recipe(self) -> dict:
+        """The training recipe as member.json records it."""
+        return {k: getattr(self, k) for k in RECIPE_OPTIONS}
 
     def augment_params(self) -> AugmentParams:
         """The augmentation ranges, validated."""

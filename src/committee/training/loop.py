@@ -347,19 +347,7 @@ def finish_member(
         "best_val_acc": t.best_acc,
         "batch_size": t.batch_size,
         "lr": t.opts.lr,
-        "recipe": {
-            k: getattr(t.opts, k)
-            for k in (
-                "optimizer",
-                "schedule",
-                "weight_decay",
-                "label_smoothing",
-                "ema",
-                "bias_lr",
-                "freeze_bn_scale",
-                "alt_flip",
-            )
-        },
+        "recipe": t.opts.recipe(),
         "precision": t.precision,
         **({"precision_rates": t.precision_rates} if t.precision_rates else {}),
         "seed": t.seed,
