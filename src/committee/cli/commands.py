@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
-    except OSError as exc:  # anything committee.fileio did not already name: one line, never a traceback
+    except OSError as exc:  # anything committee.base.fileio did not already name: one line, never a traceback
         print(f"committee: error: {exc.filename or 'file'}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:

@@ -142,7 +142,7 @@ class RunConfig:
     split: str = "official"
     data_dir: str | None = None
     verify: bool = True
-    # The data (committee.sources): fashion-mnist, a class-folder tree, a folder with an IDX set, or a .npz.
+    # The data (committee.data.sources): fashion-mnist, a class-folder tree, a folder with an IDX set, or a .npz.
     data: str = "fashion-mnist"
     image_size: int | None = None  # None: the data's own size (28 for Fashion-MNIST)
     channels: str = "auto"  # 1, 3 or auto (RGB if any image is in colour)

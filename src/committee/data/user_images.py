@@ -51,7 +51,7 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
 
     input_shape None: Fashion-MNIST style, uint8 ``(28, 28)`` (see :func:`to_fashion_mnist`).
     ``(C, S, S)``: a run on your own data: converted and resized to S x S exactly as its
-    class folders were decoded (committee.sources), uint8 ``(S, S)`` or ``(3, S, S)``.
+    class folders were decoded (committee.data.sources), uint8 ``(S, S)`` or ``(3, S, S)``.
     """
     from PIL import Image, UnidentifiedImageError
 

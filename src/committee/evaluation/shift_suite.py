@@ -4,7 +4,7 @@ out-of-distribution detection, and selective prediction. ``committee shift`` wri
 Everything is scored on the run's test split (never used to choose anything here); the
 committee rules keep the parameters fitted on validation.
 
-- shift: accuracy, NLL and ECE per corruption x severity (:mod:`committee.corruptions`);
+- shift: accuracy, NLL and ECE per corruption x severity (:mod:`committee.data.corruptions`);
   mean corruption accuracy (mCA) and its drop from clean.
 - OOD: scores where higher means "more likely out of distribution": ``max_prob`` (minus the
   committee's top probability), ``entropy`` of the committee's mean, ``mutual_information``

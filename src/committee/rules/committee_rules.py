@@ -205,7 +205,7 @@ RULES: dict[str, tuple[Callable, Callable, str]] = {
 DEFAULT_RULE = "calibrated"
 
 
-# Rules committee.export can write as one ONNX graph.
+# Rules committee.serving.onnx_export can write as one ONNX graph.
 EXPORTABLE_RULES = ("mean", "weighted", "vote", "calibrated")
 
 

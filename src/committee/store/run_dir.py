@@ -7,7 +7,7 @@
     manifest.json   SHA-256 of every weights, probability and label file
     seed-<k>/      one complete run per seed (``committee run --seeds K``), seeds.json, seeds.md
 
-Every file is written atomically (:mod:`committee.fileio`); the manifest adds a
+Every file is written atomically (:mod:`committee.base.fileio`); the manifest adds a
 second line of defence: a file whose bytes do not match its recorded checksum
 (modified, or copied half-way) is refused with a clear message rather than read.
 """

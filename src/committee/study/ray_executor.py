@@ -1,10 +1,10 @@
 """The Ray executor (``--backend ray``): every training job a Ray task, on one machine or a cluster.
 
-    from committee import pipeline
-    from committee.cluster import RayExecutor
-    pipeline.run(cfg, "runs/x", executor=RayExecutor(address="auto"))
+    import committee
+    from committee.study.ray_executor import RayExecutor
+    committee.run(cfg, "runs/x", executor=RayExecutor(address="auto"))
 
-One Ray core task per :class:`~committee.pipeline.TrainJob` (member x seed x ablation
+One Ray core task per :class:`~committee.study.jobs.TrainJob` (member x seed x ablation
 variant). The driver (this process):
 
 - ships the dataset once with ``ray.put``: it was loaded and SHA-256-verified here, so worker
