@@ -65,7 +65,7 @@ def name_list(text: str) -> tuple[str, ...]:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data (README: Your own data)")
+    g = p.add_argument_group("data (docs/guide/data.md)")
     g.add_argument(
         "--data",
         metavar="SOURCE",
@@ -126,7 +126,7 @@ def add_preset_arg(p: argparse.ArgumentParser) -> None:
         help="quick (default: the seed's three members, a few minutes on 2 cores), fast (small BN conv nets, "
         "airbench-style recipe), robust (fast's budget, members that differ in architecture and augmentation), strong "
         "(three small ResNets, about an hour on 2 cores) or seed (the seed's "
-        "50-epoch protocol); flags override it. README: measured times and accuracies",
+        "50-epoch protocol); flags override it. docs/results/presets.md: measured times and accuracies",
     )
 
 
@@ -134,7 +134,7 @@ BACKEND_FLAGS = ("address", "cpus", "cpus_per_job", "gpus_per_job", "memory_per_
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("where jobs run (README: Running on a cluster)")
+    g = p.add_argument_group("where jobs run (docs/guide/cluster.md)")
     g.add_argument(
         "--backend",
         choices=("local", "ray"),

@@ -6,7 +6,7 @@ from committee.base.errors import UsageError
 from committee.config.run_config import RunConfig
 
 PRESETS: dict[str, RunConfig] = {
-    # The three question-1 members at a short budget (README: wall time of `make run`).
+    # The three question-1 members at a short budget (docs/results: wall time of `make run`).
     "quick": RunConfig(preset="quick", member_epochs={"shallow": 20, "basic_cnn": 12, "deep_cnn": 8}),
     # The seed study's protocol: pooled 86/10/4 split, 50 epochs each (hours on a CPU).
     # Question 1: shallow, basic_cnn, deep_cnn; the extra task: bn_cnn with augmentation
