@@ -7,7 +7,7 @@ per dtype; choose with ``--input-dtype``). Output ``probabilities``: ``(N, K)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,8 +17,14 @@ from committee.base.errors import CommitteeError, UsageError
 from committee.base.fileio import atomic_path
 from committee.rules.committee_rules import EXPORTABLE_RULES
 
-if TYPE_CHECKING:
-    from committee.serving.trained import Committee
+
+class Committee(Protocol):
+    """What export reads of a trained committee (:class:`committee.serving.trained.Committee`)."""
+
+    rule: str
+    rule_params_: dict
+    members_: dict[str, nn.Module]
+    input_shape: tuple[int, int, int]
 
 
 class CommitteeModule(nn.Module):
