@@ -32,6 +32,7 @@ from pathlib import Path
 
 from committee.base.fileio import read_json, write_json
 from committee.base.machine import environment
+from committee.config.presets import AIRBENCH_RECIPE
 from committee.evaluation.seed_summary import spread
 
 # The air recipe: airbench's tricks, each switchable (RunConfig fields), SGD one-cycle.
@@ -39,21 +40,7 @@ AIR = dict(
     members=("air",),
     member_options={"air": {"arch": "air_cnn"}},
     rules=("mean",),
-    optimizer="sgd",
-    schedule="onecycle",
-    lr=0.2,
-    weight_decay=5e-4,
-    label_smoothing=0.2,
-    augment=True,
-    aug_rotation=0.0,
-    aug_zoom=0.0,
-    aug_shift=0.07,
-    aug_flip=0.5,
-    alt_flip=True,
-    ema=0.99,
-    bias_lr=4.0,
-    freeze_bn_scale=True,
-    precision="bf16",
+    **{**AIRBENCH_RECIPE, "aug_shift": 0.07, "precision": "bf16"},
 )
 # One trick off (or changed) at a time.
 ABLATIONS = {
