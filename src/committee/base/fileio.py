@@ -17,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import signal
+import stat
 import tempfile
 import threading
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +32,19 @@ from typing import Any
 import numpy as np
 
 from committee.base.errors import CommitteeError
+from committee.base.limits import limits
 
 
 def os_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> CommitteeError:
     """One line for an OSError: the path the user asked for (not our temporary file) and the cause,
     e.g. 'run/members/a/weights.safetensors: cannot write (No space left on device)'."""
     return CommitteeError(f"{path}: {doing} ({exc.strerror or exc})")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _umask() -> int:
@@ -140,8 +151,27 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None: JSON has no such numbers, and a bare
+    ``NaN`` in a document makes it unreadable to every strict parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON text (NaN and infinities as null), indented: what every file and ``--json`` prints."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text(path, dumps(obj) + "\n")
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -150,28 +180,105 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Parse a JSON file; a missing, unreadable or malformed one is a one-line error."""
+def regular_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a regular file (after symlinks); else one line, before anything is opened.
+
+    A FIFO would block ``open()`` for ever and ``/dev/zero`` never ends, so neither is ever read.
+    """
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise CommitteeError(f"{path}: not found") from None
     except OSError as exc:
         raise os_error(path, exc, "cannot read") from None
-    except ValueError as exc:
-        raise CommitteeError(f"{path}: unreadable {what} ({exc})") from None
+    if stat.S_ISDIR(mode):
+        raise CommitteeError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise CommitteeError(f"{path}: not a regular file (a FIFO, device or socket); refusing to read it")
+    return path
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed one is a one-line error."""
+    regular_file(path)
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
+    except (ValueError, RecursionError) as exc:
+        raise CommitteeError(f"{path}: unreadable {what} ({first_line(exc)})") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:
     import hashlib
 
+    regular_file(path)
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
     return h.hexdigest()
 
 
+def _npy_header(fh, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, declared bytes) from an open ``.npy`` stream, reading nothing past the header."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise CommitteeError(f"{name}: not a readable .npy array ({first_line(exc)})") from None
+    if dtype.hasobject:
+        raise CommitteeError(f"{name}: holds Python objects (a pickle); refusing to load it")
+    declared = math.prod(shape) * dtype.itemsize
+    cap = limits().max_array_bytes
+    if declared > cap:
+        raise CommitteeError(
+            f"{name}: its header declares shape {shape} of {dtype} ({declared:,} bytes), over the cap of "
+            f"{cap:,} bytes (--max-array-bytes)"
+        )
+    return shape, dtype, declared
+
+
 def read_npy(path: str | os.PathLike) -> np.ndarray:
-    """Load an array saved by :func:`write_npy`; pickled object arrays are refused."""
-    return np.load(path, allow_pickle=False)
+    """Load an array saved by :func:`write_npy`; pickled object arrays, FIFOs and headers that declare more
+    than the file holds (or more than ``--max-array-bytes``) are refused before any allocation."""
+    path = regular_file(path)
+    try:
+        with open(path, "rb") as fh:
+            _, _, declared = _npy_header(fh, str(path))
+            if declared > os.fstat(fh.fileno()).st_size - fh.tell():
+                raise CommitteeError(f"{path}: truncated .npy array (its header declares {declared:,} bytes)")
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read") from None
+    except (ValueError, EOFError) as exc:
+        raise CommitteeError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0]})") from None
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz``; each member's header is checked against ``--max-array-bytes`` before it
+    is expanded (a 497 KB file can expand to 500 MB), and a truncated or bad-CRC archive is one line."""
+    path = regular_file(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                with zf.open(info) as fh:
+                    total += _npy_header(fh, f"{path}:{info.filename}")[2]
+            if total > limits().max_array_bytes:
+                raise CommitteeError(
+                    f"{path}: its arrays declare {total:,} bytes, over the cap of {limits().max_array_bytes:,} "
+                    f"bytes (--max-array-bytes)"
+                )
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except CommitteeError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as exc:
+        raise CommitteeError(f"{path}: not a readable .npz ({first_line(exc)})") from None

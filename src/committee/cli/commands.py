@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
+import warnings
 
 from committee.base.errors import CommitteeError, UsageError
+from committee.base.fileio import dumps
 from committee.cli.parser import build_parser
 from committee.config.run_config import RunConfig
 from committee.store.run_dir import RunDir
@@ -21,7 +22,7 @@ from committee.study import api as pipeline
 
 def emit_json(obj: object) -> int:
     """Print one JSON document on stdout; returns the exit code 0."""
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    sys.stdout.write(dumps(obj) + "\n")
     return 0
 
 
@@ -159,12 +160,18 @@ def read_inputs(paths: list[str], run: RunDir, invert: str) -> tuple[list[str], 
     own_data = not run.config().fashion_mnist
     shape = run.input_shape()
     files, arrays, errors = [], [], []
-    for path in expand_inputs(paths):
+    found = expand_inputs(paths)
+    if not found:
+        raise CommitteeError(f"{', '.join(paths)}: no images or .npy arrays found")
+    for path in found:
         npy = path.suffix.lower() == ".npy"
         try:
             batch = load_npy(path, shape) if npy else load_image(path, invert, shape if own_data else None)[None]
         except CommitteeError as exc:
             errors.append({"file": str(path), "error": str(exc)})
+            continue
+        if len(batch) == 0:
+            errors.append({"file": str(path), "error": "holds no images"})
             continue
         arrays.append(batch)
         files += [f"{path}[{i}]" for i in range(len(batch))] if npy else [str(path)]
@@ -257,6 +264,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    run = RunDir(args.run_dir)
+    if not run.has_config():
+        raise CommitteeError(f"{args.run_dir}: not a committee run directory (no config.json)")
+    recorded = None
+    if args.rehash:
+        with run.lock("verify --rehash"):
+            recorded = run.rehash()
+    problems = run.verify()
+    if args.json:
+        emit_json(
+            {
+                "run_dir": str(args.run_dir),
+                "ok": not problems,
+                "rehashed": recorded,
+                "problems": [{"file": f, "problem": why} for f, why in problems],
+            }
+        )
+        return 1 if problems else 0
+    if recorded is not None:
+        print(f"recorded {recorded} files in {run.file('manifest.json')}")
+    for f, why in problems:
+        print(f"{f}: {why}")
+    print(f"{args.run_dir}: " + (f"{len(problems)} problem(s)" if problems else "every recorded file checks out"))
+    return 1 if problems else 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from committee.evaluation.comparison import format_table
 
@@ -335,6 +369,7 @@ COMMANDS = {
     "export": cmd_export,
     "compare": cmd_compare,
     "shift": cmd_shift,
+    "verify": cmd_verify,
 }
 
 
@@ -342,10 +377,46 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
 
+def _one_line_warnings() -> None:
+    """Library warnings (matplotlib's missing glyphs, torch's deprecations) as one line of ours each kind,
+    not dozens of lines with source excerpts."""
+    seen: set[tuple] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        key = (category, filename, str(message)[:40])
+        if key not in seen:
+            seen.add(key)
+            print(f"committee: warning: {str(message).splitlines()[0]}", file=sys.stderr)
+
+    warnings.showwarning = show
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+
+def _wants_json(argv: list[str] | None) -> bool:
+    return "--json" in (sys.argv[1:] if argv is None else argv)
+
+
+def _fail(message: str, code: int, argv: list[str] | None) -> int:
+    """One line on stderr; with --json also one JSON document on stdout, so a script always has one to read."""
+    print(f"committee: error: {message}", file=sys.stderr)
+    if _wants_json(argv):
+        sys.stdout.write(dumps({"error": message, "exit_code": code}) + "\n")
+    return code
+
+
+def apply_limits(args: argparse.Namespace) -> None:
+    from committee.base.limits import set_limits
+
+    set_limits(**{k: getattr(args, k, None) for k in ("max_pixels", "max_array_bytes", "max_classes", "max_images")})
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    _one_line_warnings()
     args, main_thread = None, threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     # A shell starts background jobs (`committee run ... &`) with SIGINT ignored, and Python
@@ -353,10 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if main_thread else None
     try:
         args = build_parser().parse_args(argv)
+        apply_limits(args)
         return COMMANDS[args.command](args)
     except CommitteeError as exc:
-        print(f"committee: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code, argv)
     except KeyboardInterrupt:
         hint = ""
         if args is not None and getattr(args, "run_dir", None) and args.command in ("train", "run"):
@@ -372,8 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as exc:  # anything committee.base.fileio did not already name: one line, never a traceback
-        print(f"committee: error: {exc.filename or 'file'}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}", 1, argv)
+    except MemoryError:
+        return _fail("out of memory (lower the --max-* caps, --limit-train or the batch size)", 1, argv)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -57,6 +57,28 @@ non_negative_float = functools.partial(_number, cast=float, at_least=0)
 probability = functools.partial(_number, cast=float, at_least=0, below=1)
 
 
+seed_int = functools.partial(_number, cast=int, at_least=0, below=2**32)
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """Caps on hostile input (committee.base.limits), on every subcommand that reads data or images."""
+    from committee.base.limits import Limits
+
+    d = Limits()
+    g = p.add_argument_group("limits on input (refused in one line when exceeded)")
+    g.add_argument(
+        "--max-pixels", type=positive_int, metavar="N", help=f"decoded pixels per image (default {d.max_pixels:,})"
+    )
+    g.add_argument(
+        "--max-array-bytes",
+        type=positive_int,
+        metavar="N",
+        help=f"bytes an array may expand to, checked from its header (default {d.max_array_bytes:,})",
+    )
+    g.add_argument("--max-classes", type=positive_int, metavar="N", help=f"classes (default {d.max_classes:,})")
+    g.add_argument("--max-images", type=positive_int, metavar="N", help=f"images (default {d.max_images:,})")
+
+
 def name_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -110,7 +132,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="skip the SHA-256 check (for other MNIST-format data in --data-dir)",
     )
-    g.add_argument("--seed", type=non_negative_int, help="seed for splits, initialisation and batch order (default 0)")
+    g.add_argument("--seed", type=seed_int, help="seed for splits, initialisation and batch order (default 0)")
     g.add_argument(
         "--limit-train", type=positive_int, metavar="N", help="train on the first N training images only (quick checks)"
     )

@@ -9,11 +9,13 @@ from committee.base.version import __version__
 from committee.cli.flags import (
     Parser,
     add_data_args,
+    add_limit_args,
     add_preset_arg,
     add_train_args,
     name_list,
     positive_int,
     probability,
+    seed_int,
 )
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
 
@@ -176,7 +178,7 @@ def add_use_parsers(sub: argparse._SubParsersAction) -> None:
         help="corrupt and OOD-compare the first N test images only (default: all; "
         "selective prediction always reads every clean test image)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the corruptions' random draws (default 0)")
     p.add_argument(
         "--ood",
         type=Path,
@@ -187,6 +189,23 @@ def add_use_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print shift.json on stdout")
+
+
+def add_verify_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify", help="check a run directory file by file against its manifest (checksums, names, contents)"
+    )
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument(
+        "--rehash",
+        action="store_true",
+        help="record the files as they are now in a new manifest.json (after you changed them on purpose)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+# The subcommands that read data or images, and so take the --max-* caps.
+LIMITED = ("data", "train", "run", "ablate", "predict", "shift", "evaluate", "report", "compare", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,4 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_info_parsers(sub)
     add_study_parsers(sub)
     add_use_parsers(sub)
+    add_verify_parser(sub)
+    for name, command in sub.choices.items():
+        if name in LIMITED:
+            add_limit_args(command)
     return parser

@@ -9,10 +9,13 @@ is the one place a configuration is validated.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from committee.base.errors import CommitteeError, UsageError
+from committee.base.names import check_member_name
 from committee.data.augment import AugmentParams
 from committee.data.sources import FASHION, DataSpec
 from committee.data.splits import SPLITS
@@ -67,6 +70,29 @@ RECIPE_OPTIONS = (
 )
 
 
+_TYPE_WORD = re.compile(r"[a-z]+")
+_PYTHON_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "tuple": (list, tuple), "dict": dict}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a field's annotation (its outer types: ``int | None``, ``tuple[str, ...]``)."""
+    outer = [w for w in _TYPE_WORD.findall(re.sub(r"\[.*?\]", "", annotation))]
+    if value is None:
+        return "None" in annotation
+    if isinstance(value, bool):
+        return "bool" in outer
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return any(isinstance(value, _PYTHON_TYPES[w]) for w in outer if w in _PYTHON_TYPES)
+
+
+def check_field_types(cls: type, values: dict, source: str) -> None:
+    """One line for the first value of the wrong type (a config.json edited by hand), before any use."""
+    for f in dataclasses.fields(cls):
+        if f.name in values and not _fits(values[f.name], str(f.type)):
+            raise CommitteeError(f"{source}: {f.name} must be {f.type}, got {values[f.name]!r}")
+
+
 @dataclass(frozen=True)
 class MemberOptions:
     """One member's resolved options: the run's flags, then the member's own overrides.
@@ -107,9 +133,12 @@ class MemberOptions:
 
     @classmethod
     def from_dict(cls, d: dict, member: str | None = None) -> MemberOptions:
+        if not isinstance(d, dict):
+            raise CommitteeError(f"member {member}: options must be an object, got {d!r}")
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise CommitteeError(f"member {member}: unknown options {sorted(unknown)}")
+        check_field_types(cls, d, f"member {member}")
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -219,10 +248,13 @@ class RunConfig:
         """Validate once, for the CLI and the Python API alike: every member's architecture,
         optimizer, schedule and ranges, the committee rules, no member twice. Raises UsageError."""
 
+        for member in (*self.members, *self.member_options):
+            check_member_name(member)
         if len(set(self.members)) != len(self.members):
             raise UsageError("--members lists a model twice")
         if not self.members:
             raise UsageError("give at least one member")
+        self._check_ranges()
         check_rules(self.rules)
         if self.channels not in CHANNELS:
             raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
@@ -250,6 +282,20 @@ class RunConfig:
                 raise UsageError("--tta must be 0, 1 or 2")
             self.augment_params(member)
         return self
+
+    def _check_ranges(self) -> None:
+        """Numbers that must be positive (or a valid seed): a config.json edited by hand is checked too."""
+        at_least_one = ("epochs", "default_epochs", "batch_size", "limit_train", "patience", "width")
+        for key in at_least_one:
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+        if not 0 <= self.seed < 2**32:
+            raise UsageError(f"--seed must be 0 to {2**32 - 1}, got {self.seed}")
+        if not (self.epoch_scale > 0 and self.lr > 0):
+            raise UsageError("--epoch-scale and --lr must be positive")
+        if any(not isinstance(e, int) or e < 1 for e in self.member_epochs.values()):
+            raise UsageError("member epochs must be positive integers")
 
     @property
     def fashion_mnist(self) -> bool:
@@ -288,6 +334,13 @@ class RunConfig:
         if unknown:
             raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
         kw = {k: v for k, v in d.items() if k in names}
+        check_field_types(cls, kw, source)
+        for key in ("members", "rules", "classes"):
+            if not all(isinstance(v, str) for v in kw.get(key) or ()):
+                raise CommitteeError(f"{source}: {key} must be a list of names")
+        for key in ("member_epochs", "member_options"):
+            if not all(isinstance(k, str) for k in kw.get(key) or {}):
+                raise CommitteeError(f"{source}: {key} must be keyed by member name")
         for key in ("members", "rules", "classes"):
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])

@@ -97,7 +97,10 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
 def load_member(run: RunDir, name: str) -> nn.Module:
     """A finished member rebuilt from member.json, with its verified weights, in eval mode."""
     info = run.member_info(name)
-    model = for_engine(build_model(info.get("arch", name), **(info.get("model_kwargs") or {})))
+    try:
+        model = for_engine(build_model(info.get("arch", name), **(info.get("model_kwargs") or {})))
+    except (TypeError, ValueError, RuntimeError) as exc:  # model_kwargs the architecture does not take
+        raise CommitteeError(f"member {name}: cannot rebuild its model from member.json ({exc})") from None
     return run.load_weights(name, model).eval()
 
 
@@ -182,6 +185,10 @@ class Committee:
     ) -> dict:
         """Members and every evaluated rule under the corruption suite, OOD detection and selective
         prediction on the run's test split; writes shift.json and returns its content."""
+        with self.run.lock("shift"):
+            return self._shift(limit, seed, ood_dirs, progress)
+
+    def _shift(self, limit: int | None, seed: int, ood_dirs: list | None, progress: bool | None) -> dict:
         result = run_results(self.run)
         rules = {r: fitted_rule(self.run, r)[1] for r in result.committees}
         cfg = self.run.config()

@@ -43,13 +43,16 @@ def train(
 ) -> list[dict]:
     """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run);
     returns member.json dicts."""
-    cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
-    return [r.info for r in (executor or LocalExecutor()).run(make_jobs(run_dir, cfg, members, resume, progress))]
+    with RunDir(run_dir).lock("train", create=True):
+        cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
+        jobs = make_jobs(run_dir, cfg, members, resume, progress)
+        return [r.info for r in (executor or LocalExecutor()).run(jobs)]
 
 
 def evaluate(run_dir: str | Path, rules: list[str] | None = None) -> RunResult:
     """Score members and committee rules from the saved probabilities; writes metrics.json."""
-    return evaluate_run(RunDir(run_dir), rules)
+    with RunDir(run_dir).lock("evaluate") as run:
+        return evaluate_run(run, rules)
 
 
 def results(run_dir: str | Path) -> RunResult:
@@ -60,9 +63,9 @@ def results(run_dir: str | Path) -> RunResult:
 def report(run_dir: str | Path, result: RunResult | None = None) -> Path:
     """Write report.html, report.md and figures/ for a run; returns the HTML path."""
 
-    run = RunDir(run_dir)
-    result = result or results(run_dir)
-    return write_report(ReportContext.build(run, result, report_images(run)))
+    with RunDir(run_dir).lock("report") as run:
+        result = result or results(run_dir)
+        return write_report(ReportContext.build(run, result, report_images(run)))
 
 
 def report_images(run: RunDir):
@@ -84,10 +87,11 @@ def run(
     executor: Executor | None = None,
 ) -> RunResult:
     """Train, evaluate and report one run; returns its results."""
-    train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
-    result = evaluate(run_dir)
-    report(run_dir, result)
-    return result
+    with RunDir(run_dir).lock("run", create=True):
+        train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
+        result = evaluate(run_dir)
+        report(run_dir, result)
+        return result
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,13 @@ def run_seeds(
 ) -> SeedsResult:
     """The whole config ``seeds`` times (seeds cfg.seed ..), each a complete run in RUN_DIR/seed-k; mean +- std."""
 
+    with RunDir(run_dir).lock("run --seeds", create=True):
+        return _run_seeds(cfg, run_dir, seeds, resume, progress, executor)
+
+
+def _run_seeds(
+    cfg: RunConfig, run_dir: str | Path, seeds: int, resume: bool, progress: bool | None, executor: Executor | None
+) -> SeedsResult:
     root = RunDir(run_dir)
     seed_list = [cfg.seed + k for k in range(seeds)]
     jobs, walls = [], {}
@@ -144,6 +155,20 @@ def ablate(
 ) -> dict:
     """Train ``base`` with each factor on alone and all together, ``seeds`` seeds each; ablation.json's content."""
 
+    with RunDir(run_dir).lock("ablate", create=True):
+        return _ablate(cfg, run_dir, base, factors, seeds, resume, progress, executor)
+
+
+def _ablate(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    base: str,
+    factors: list[str],
+    seeds: int,
+    resume: bool,
+    progress: bool | None,
+    executor: Executor | None,
+) -> dict:
     start = time.perf_counter()
     members = ablation.plan(base, list(factors), [cfg.seed + k for k in range(seeds)], cfg.dropout)
     epochs = cfg.epochs_for(base)
