@@ -41,3 +41,9 @@ def set_limits(**changes: int | None) -> Limits:
             raise ValueError(f"{key} must be a positive integer, got {value!r}")
     _current = dataclasses.replace(_current, **given)
     return _current
+
+
+def over_cap(source: str, count: int, noun: str, flag: str) -> str:
+    """The one line for a cap exceeded, e.g. 'data.npz: 20,001 classes, over the cap of 1,000 (--max-classes)'."""
+    cap = getattr(limits(), flag.removeprefix("--").replace("-", "_"))
+    return f"{source}: {count:,} {noun}, over the cap of {cap:,} ({flag})"

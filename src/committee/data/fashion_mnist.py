@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from committee.base.errors import CommitteeError
-from committee.base.fileio import write_bytes
+from committee.base.fileio import regular_file, write_bytes
 from committee.base.machine import cache_dir as user_cache
 from committee.data.dataset import CLASS_NAMES, Dataset
 
@@ -75,6 +75,7 @@ def find_files(directory: Path) -> dict[str, Path] | None:
 
 def read_bytes(path: Path) -> bytes:
     """File contents, transparently gunzipped, with a bound on the decompressed size."""
+    regular_file(path)  # a FIFO would block the read for ever
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -30,7 +30,8 @@ import torch
 
 from committee.base.console import log
 from committee.base.errors import CommitteeError, UsageError
-from committee.base.fileio import write_bytes
+from committee.base.fileio import read_npz, regular_file, write_bytes
+from committee.base.limits import limits, over_cap
 from committee.base.machine import cache_dir
 from committee.data.dataset import Dataset
 from committee.data.fashion_mnist import candidate_dirs, find_files, load_dataset, parse_idx, read_bytes
@@ -48,7 +49,9 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 TEST_FRACTION = 0.2
 
 
-MAX_CLASSES = 1000
+# scikit-learn's classification report keys its summary rows by these names: a class of that name
+# would overwrite them in metrics.json.
+RESERVED_CLASS_NAMES = ("accuracy", "macro avg", "weighted avg", "micro avg", "samples avg")
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,17 @@ def _make_dataset(
             f"{source}: labels must be 0..{len(classes) - 1} for {len(classes)} classes, "
             f"found {int(labels.min())}..{int(labels.max())}"
         )
+    check_classes(tuple(str(c) for c in classes), source)
+    if len(labels) > limits().max_images:
+        raise CommitteeError(
+            f"{source}: {len(labels):,} images, over the cap of {limits().max_images:,} (--max-images)"
+        )
+    for part, y in (("training", train_y), ("test", test_y)):
+        if len(np.unique(y)) < 2:
+            raise CommitteeError(
+                f"{source}: the {part} set holds {len(y)} image(s) of {len(np.unique(y))} class(es); "
+                "a classifier needs at least 2 classes in each"
+            )
     images = torch.from_numpy(np.ascontiguousarray(np.concatenate([train_x, test_x])))
     return Dataset(
         images,
@@ -117,7 +131,40 @@ def _make_dataset(
     )
 
 
+def check_classes(classes: tuple[str, ...], source: str) -> None:
+    """Class names: at most --max-classes, distinct, none that collides with a metrics summary row."""
+    if len(classes) > limits().max_classes:
+        raise CommitteeError(
+            f"{source}: {len(classes):,} classes, over the cap of {limits().max_classes:,} (--max-classes)"
+        )
+    seen: set[str] = set()
+    for c in classes:
+        if c in seen:
+            raise CommitteeError(f"{source}: class name {c!r} appears twice; class names must be distinct")
+        if c.strip().lower() in RESERVED_CLASS_NAMES:
+            raise CommitteeError(
+                f"{source}: class name {c!r} is reserved for the metrics' summary rows; rename that class"
+            )
+        seen.add(c)
+
+
+def check_labels(y: np.ndarray, name: str) -> np.ndarray:
+    """Labels as int64 ``(N,)``: integers (integral floats accepted, never truncated) in [0, --max-classes)."""
+    y = np.asarray(y).reshape(-1)
+    if np.issubdtype(y.dtype, np.floating):
+        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise CommitteeError(f"{name}: labels must be whole numbers, found fractional or non-finite values")
+    elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
+        raise CommitteeError(f"{name}: labels must be integers, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= limits().max_classes):
+        raise CommitteeError(
+            f"{name}: labels must be 0 to {limits().max_classes - 1} (--max-classes), found {y.min():g} to {y.max():g}"
+        )
+    return y.astype(np.int64)
+
+
 def _class_names(labels: np.ndarray, given: tuple[str, ...] | None, beside: Path | None) -> tuple[str, ...]:
+    labels = check_labels(labels, str(beside.parent) if beside is not None else "labels")
     n = int(labels.max()) + 1 if labels.size else 0
     if given is None and beside is not None and beside.is_file():
         given = tuple(line.strip() for line in beside.read_text().splitlines() if line.strip())
@@ -163,18 +210,12 @@ def _to_uint8(x: np.ndarray, name: str) -> np.ndarray:
 
 def load_npz(path: Path):
     """A ``.npz`` holding ``x_train, y_train, x_test, y_test`` (Keras' load_data layout) and maybe ``class_names``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
-            if missing:
-                raise CommitteeError(
-                    f"{path}: missing {', '.join(missing)} (expected x_train, y_train, x_test, y_test)"
-                )
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise CommitteeError(f"{path}: not a readable .npz ({exc})") from None
+    arrays = read_npz(path)
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise CommitteeError(f"{path}: missing {', '.join(missing)} (expected x_train, y_train, x_test, y_test)")
     xs = [_channels_first(_to_uint8(arrays[k], f"{path}:{k}"), f"{path}:{k}") for k in ("x_train", "x_test")]
-    ys = [np.asarray(arrays[k]).reshape(-1).astype(np.int64) for k in ("y_train", "y_test")]
+    ys = [check_labels(arrays[k], f"{path}:{k}") for k in ("y_train", "y_test")]
     given = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else None
     names = _class_names(np.concatenate(ys), given, None)
     return _make_dataset(xs[0], ys[0], xs[1], ys[1], names, str(path))
@@ -201,7 +242,10 @@ class FolderListing:
 
 def list_folder(root: Path) -> FolderListing:
     def classes_in(d: Path) -> list[str]:
-        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        try:
+            return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError as exc:
+            raise CommitteeError(f"{d}: cannot list ({exc.strerror or exc})") from None
 
     split = (root / "train").is_dir() and (root / "test").is_dir()
     parts = ("train", "test") if split else ("pool",)
@@ -215,8 +259,7 @@ def list_folder(root: Path) -> FolderListing:
             f"{root}: found {len(classes)} class folder(s); a class-folder tree needs at least 2 "
             f"(root/<class>/*.png, or root/train/<class> and root/test/<class>)"
         )
-    if len(classes) > MAX_CLASSES:
-        raise CommitteeError(f"{root}: {len(classes)} class folders; at most {MAX_CLASSES}")
+    check_classes(tuple(classes), str(root))
     files, labels, where = [], [], []
     for part in parts:
         base = root / part if split else root
@@ -224,6 +267,8 @@ def list_folder(root: Path) -> FolderListing:
             d = base / c
             if not d.is_dir():
                 continue
+            if not os.access(d, os.R_OK | os.X_OK):  # rglob would skip it without a word
+                raise CommitteeError(f"{d}: class folder cannot be read (permission denied)")
             for f in sorted(d.rglob("*")):
                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
                     files.append(f)
@@ -231,6 +276,8 @@ def list_folder(root: Path) -> FolderListing:
                     where.append(part)
     if not files:
         raise CommitteeError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    if len(files) > limits().max_images:
+        raise CommitteeError(over_cap(str(root), len(files), "images", "--max-images"))
     return FolderListing(root, tuple(classes), tuple(files), tuple(labels), tuple(where))
 
 
@@ -239,9 +286,18 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        regular_file(path)
         with Image.open(path) as im:
+            if im.width * im.height > limits().max_pixels:
+                return (
+                    f"too large: {im.width}x{im.height} pixels, over the cap of {limits().max_pixels:,} (--max-pixels)"
+                )
             return im.size, im.mode not in GRAY_MODES
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except CommitteeError as exc:
+        return str(exc)
+    except Image.DecompressionBombError:
+        return "too large (a decompression bomb)"
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -263,8 +319,12 @@ def _decode(path: Path, size: int, rgb: bool) -> np.ndarray | str:
 
     try:
         with Image.open(path) as im:
+            if im.width * im.height > limits().max_pixels:  # the file changed since its header was read
+                return f"too large: {im.width}x{im.height} pixels (--max-pixels)"
             return convert(im, size, rgb)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError:
+        return "too large (a decompression bomb)"
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -292,11 +352,11 @@ def load_folder(root: Path, spec: DataSpec):
     cache = folder_cache_dir() / f"{listing.key(spec.image_size, spec.channels)}.npz"
     if cache.is_file():
         try:
-            with np.load(cache, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                return _from_decoded(listing, z["images"], z["labels"], z["parts"], meta, spec)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache is rebuilt
+            z = read_npz(cache)
+            meta = json.loads(str(z["meta"]))
+            return _from_decoded(listing, z["images"], z["labels"], z["parts"], meta, spec)
+        except (CommitteeError, ValueError, KeyError, TypeError):
+            log(f"data: the decoded cache {cache} is damaged; decoding the folder again")
     probes = _parallel(_probe, list(listing.files), "reading headers")
     bad = {f: p for f, p in zip(listing.files, probes) if isinstance(p, str)}
     sizes = {p[0] for p in probes if not isinstance(p, str)}

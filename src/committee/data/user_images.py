@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from committee.base.errors import CommitteeError
+from committee.base.fileio import read_npy, regular_file
+from committee.base.limits import limits
 from committee.data.sources import convert
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-
-
-# Anything larger is refused before decoding (a decompression bomb would exhaust memory).
-MAX_PIXELS = 40_000_000
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -56,7 +54,9 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
     from PIL import Image, UnidentifiedImageError
 
     try:
-        size = path.stat().st_size
+        size = regular_file(path).stat().st_size  # a FIFO or device is refused, never opened
+    except CommitteeError as exc:
+        raise CommitteeError(str(exc).removeprefix(f"{path}: ")) from None
     except OSError as exc:
         raise CommitteeError(f"cannot read ({exc.strerror or exc})") from None
     if size == 0:
@@ -67,8 +67,10 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise CommitteeError(f"image too large ({im.width}x{im.height} pixels)")
+                if im.width * im.height > limits().max_pixels:
+                    raise CommitteeError(
+                        f"image too large ({im.width}x{im.height} pixels, cap {limits().max_pixels:,}: --max-pixels)"
+                    )
                 im.seek(0)  # first frame of an animation
                 if input_shape is not None:
                     return convert(im, input_shape[1], input_shape[0] == 3)
@@ -101,11 +103,13 @@ def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.
     c, h, w = input_shape
     expected = (h, w) if c == 1 else (c, h, w)
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise CommitteeError(f"not a readable .npy array ({str(exc).splitlines()[0]})") from None
+        arr = read_npy(path)  # header checked against --max-array-bytes before anything is allocated
+    except CommitteeError as exc:
+        raise CommitteeError(str(exc).removeprefix(f"{path}: ")) from None
     if arr.ndim == len(expected):
         arr = arr[None]
+    if len(arr) > limits().max_images:
+        raise CommitteeError(f"{len(arr):,} images, over the cap of {limits().max_images:,} (--max-images)")
     if arr.shape[1:] != expected:
         raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got {arr.shape}")
     if arr.dtype == np.uint8:

@@ -24,10 +24,24 @@ def _test_predictions(run: RunDir, result: RunResult, name: str) -> np.ndarray:
     return probs.argmax(1)
 
 
+def check_same_task(run_a: RunDir, run_b: RunDir) -> None:
+    """Refuse two runs that classify different things: their accuracies are not comparable."""
+    data_a, data_b = run_a.config().data, run_b.config().data
+    if data_a != data_b:
+        raise CommitteeError(f"{run_a.path} and {run_b.path} were trained on different data ({data_a} vs {data_b})")
+    classes_a, classes_b = run_a.class_names(), run_b.class_names()
+    if classes_a != classes_b:
+        raise CommitteeError(
+            f"{run_a.path} and {run_b.path} have different class lists ({len(classes_a)} vs {len(classes_b)} classes"
+            + (", same count, other names or order)" if len(classes_a) == len(classes_b) else ")")
+        )
+
+
 def compare_runs(run_a: RunDir, a: RunResult, run_b: RunDir, b: RunResult) -> dict:
     """Every member and committee the two runs share, B against A: accuracy, macro-F1, NLL and significance."""
     if not (a.has_test and b.has_test):
         raise CommitteeError("both runs need test labels and test probabilities to be compared")
+    check_same_task(run_a, run_b)
     labels_a, labels_b = run_a.labels("test"), run_b.labels("test")
     paired = labels_a is not None and labels_b is not None and np.array_equal(labels_a, labels_b)
     ea, eb = a.entries(), b.entries()

@@ -26,6 +26,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
+from committee.base.console import log
+from committee.base.errors import CommitteeError
 from committee.data.corruptions import CORRUPTIONS, FAMILY_OF, SEVERITIES, corrupt
 from committee.data.dataset import Dataset
 from committee.data.sources import DataSpec, conform
@@ -146,14 +148,26 @@ def ood_sets(
     noise_shape = (n, size, size) if c == 1 else (n, c, size, size)
     sets = {"digits": as_run, "uniform_noise": rng.integers(0, 256, noise_shape, dtype=np.uint8)}
     for d in dirs:
-        images = [
-            load_image(p, "auto", None if fashion else shape)
-            for p in expand_inputs([str(d)])
-            if p.suffix.lower() != ".npy"
-        ]
-        if images:
-            sets[Path(d).name or str(d)] = np.stack(images)
+        sets[Path(d).name or str(d)] = ood_folder(Path(d), shape, fashion)
     return sets
+
+
+def ood_folder(folder: Path, shape: tuple[int, int, int], fashion: bool) -> np.ndarray:
+    """A user's OOD folder as uint8 images; an unreadable file is named in one line and skipped,
+    a folder with no readable image is refused."""
+    images, skipped = [], []
+    for p in expand_inputs([str(folder)]):
+        if p.suffix.lower() == ".npy":
+            continue
+        try:
+            images.append(load_image(p, "auto", None if fashion else shape))
+        except CommitteeError as exc:
+            skipped.append(f"{p.name} ({exc})")
+    if skipped:
+        log(f"shift: skipped {len(skipped)} unreadable file(s) in {folder}: " + ", ".join(skipped[:3]))
+    if not images:
+        raise CommitteeError(f"--ood {folder}: no readable images")
+    return np.stack(images)
 
 
 def corruption_entries(
@@ -239,9 +253,9 @@ def evaluate_shift(
     corruption, so selective prediction always reads the whole split; ``limit`` bounds the 75
     corrupted copies and the OOD comparison (the first ``limit`` images).
     """
+    ood = ood_sets(input_shape, 1000, seed, list(ood_dirs or []), fashion)  # first: a bad folder fails at once
     all_logits = scorer.logits(images)
     n = len(labels) if limit is None else min(limit, len(labels))
-    ood = ood_sets(input_shape, 1000, seed, list(ood_dirs or []), fashion)
     return {
         "n_test": int(n),
         "n_selective": int(len(labels)),

@@ -29,6 +29,8 @@ STYLE = {
     "axes.spines.right": False,
     "axes.grid": False,
     "savefig.bbox": "tight",
+    # Class names are user text: "$\\frac$" must print as it is, not be parsed (and fail) as math.
+    "text.parse_math": False,
 }
 
 

@@ -117,25 +117,37 @@ def render_html(title: str, subtitle: str, sections: list[Section], figure_bytes
     return "\n".join(out)
 
 
+def md(text: str, one_line: bool = False) -> str:
+    """Text for Markdown: HTML special characters as entities (Markdown viewers render raw HTML, so a class
+    named ``<script>`` must not reach them as a tag); ``one_line``: newlines as spaces (tables, headings)."""
+    text = html.escape(text, quote=False)
+    return " ".join(text.split("\n")) if one_line else text
+
+
+def md_cell(text: str) -> str:
+    return md(text, one_line=True).replace("|", "\\|")
+
+
 def render_markdown(title: str, subtitle: str, sections: list[Section]) -> str:
-    out = [f"# {title}", "", subtitle, ""]
+    out = [f"# {md(title, True)}", "", md(subtitle), ""]
     for s in sections:
-        out += [f"## {s.title}", ""]
+        out += [f"## {md(s.title, True)}", ""]
         for b in s.blocks:
             if isinstance(b, str):
-                out += [b, ""]
+                out += [md(b), ""]
             elif isinstance(b, tuple):
-                out += [f"### {b[1]}", ""]
+                out += [f"### {md(b[1], True)}", ""]
             elif isinstance(b, Table):
-                out.append("| " + " | ".join(b.header) + " |")
+                out.append("| " + " | ".join(md_cell(h) for h in b.header) + " |")
                 out.append("|" + "|".join(["---"] + ["---:"] * (len(b.header) - 1)) + "|")
                 for i, r in enumerate(b.rows):
                     cells = [
                         f"**{c}**" if (i, j) in b.highlight and c and not c.startswith("**") else c
                         for j, c in enumerate(r)
                     ]
-                    out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-                out += (["", f"*{b.caption}*"] if b.caption else []) + [""]
+                    out.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+                out += (["", f"*{md(b.caption, True)}*"] if b.caption else []) + [""]
             elif isinstance(b, Figure):
-                out += [f"![{b.caption}](figures/{b.name})", "", f"*{b.caption}*", ""]
+                caption = md(b.caption, True)
+                out += [f"![{caption}](figures/{b.name})", "", f"*{caption}*", ""]
     return "\n".join(out)
