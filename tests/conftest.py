@@ -109,3 +109,40 @@ def make_synthetic_run(
     )
     assert code == 0
     return root / "run", arrays
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr). A failure must be exactly one error line
+    on stderr and never a traceback."""
+    from committee.cli.commands import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    if code != 0:
+        errors = [line for line in err.splitlines() if line.startswith("committee: error:")]
+        assert len(errors) <= 1 and (errors or out.strip()), err  # verify reports its problems on stdout
+    return code, out, err
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished two-member synthetic run (shallow, wide_deep; evaluated, reported), trained once per session."""
+    root = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        run_dir, arrays = make_synthetic_run(root, "shallow,wide_deep", 1, "run", n_train=200, n_test=60)
+    np.save(root / "x.npy", arrays["test_images"][:4])
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path, monkeypatch) -> Path:
+    """A private copy of :func:`finished_run` (tamper with it freely), with x.npy (4 images) beside it."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(finished_run.parent / "cache"))
+    dst = tmp_path / "run"
+    shutil.copytree(finished_run, dst)
+    shutil.copy(finished_run.parent / "x.npy", tmp_path / "x.npy")
+    return dst

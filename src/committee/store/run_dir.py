@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from committee.base.errors import CommitteeError, UsageError
+from committee.base.errors import CommitteeError
 from committee.base.fileio import (
     atomic_path,
     ensure_dir,
@@ -141,6 +141,8 @@ class RunDir:
 
     # The files of a finished member, in the order they are written (member.json last marks it finished).
     MEMBER_FILES = ("weights.safetensors", "history.csv", "probs_val.npy", "probs_test.npy", "member.json")
+    # What decides a prediction (history.csv only draws the training curves).
+    RECORDED_MEMBER_FILES = ("weights.safetensors", "probs_val.npy", "probs_test.npy", "member.json")
 
     def __init__(self, path: str | Path, keeps_manifest: bool = True):
         self.path = Path(path)
@@ -217,8 +219,8 @@ class RunDir:
         self._verify(path)
         try:
             return cfg.check()
-        except UsageError as exc:  # a file, not a flag: exit 1, naming the file
-            raise CommitteeError(f"{path}: {exc}") from None
+        except CommitteeError as exc:  # a file, not a flag: exit 1, naming the file
+            raise CommitteeError(f"{path}: {str(exc).removeprefix(f'{path}: ')}") from None
 
     def environment(self) -> dict:
         """Where the run was made (torch, threads, device, CPU), from config.json; {} if unknown."""
@@ -369,9 +371,17 @@ class RunDir:
         self._complete_swap(name)
 
     def _complete_swap(self, name: str) -> None:
+        # metrics.json was fitted on the member just replaced: deleted first, then forgotten by the
+        # manifest with the new member's checksums (a kill in between is finished by recover()).
+        self._file("metrics.json").unlink(missing_ok=True)
         if self.keeps_manifest:
-            self.record_member(name)
-        self._file("metrics.json").unlink(missing_ok=True)  # fitted on the member just replaced
+            files = self._manifest()
+            files.pop("metrics.json", None)
+            d = self._member_dir(name)
+            files.update(
+                {self._relative(d / f): sha256_file(d / f) for f in self.RECORDED_MEMBER_FILES if (d / f).exists()}
+            )
+            self._write_manifest(files)
         shutil.rmtree(self._member_dir(name).with_name(f".old-{name}"), ignore_errors=True)
 
     def recover(self) -> list[str]:
@@ -451,7 +461,7 @@ class RunDir:
     def record_member(self, name: str) -> None:
         """Add a finished member's checksums to manifest.json."""
         d = self._member_dir(name)
-        self._record(*(d / f for f in self.MEMBER_FILES if f != "history.csv"))
+        self._record(*(d / f for f in self.RECORDED_MEMBER_FILES))
 
     def member_files(self, name: str) -> dict[str, bytes]:
         """A finished member's files as bytes (to ship them from a worker to the driver)."""
@@ -540,9 +550,7 @@ class RunDir:
         """Every file the manifest must cover that exists now: inputs, labels, finished members, metrics."""
         top = [self._file(n) for n in ("config.json", "data.json", "labels_val.npy", "labels_test.npy")]
         top += [self.path / "splits" / f"{s}.npy" for s in SPLIT_NAMES]
-        members = [
-            self._member_dir(n) / f for n in self.finished_members() for f in self.MEMBER_FILES if f != "history.csv"
-        ]
+        members = [self._member_dir(n) / f for n in self.finished_members() for f in self.RECORDED_MEMBER_FILES]
         return [p for p in (*top, *members, self._file("metrics.json")) if p.exists()]
 
     def verify(self) -> list[tuple[str, str]]:
