@@ -407,9 +407,11 @@ def _fail(message: str, code: int, argv: list[str] | None) -> int:
 
 
 def apply_limits(args: argparse.Namespace) -> None:
-    from committee.base.limits import set_limits
+    """The --max-* caps of this command; each one not given is back at its default."""
+    from committee.base.limits import Limits, set_limits
 
-    set_limits(**{k: getattr(args, k, None) for k in ("max_pixels", "max_array_bytes", "max_classes", "max_images")})
+    defaults = Limits()
+    set_limits(**{k: getattr(args, k, None) or getattr(defaults, k) for k in defaults.__dataclass_fields__})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -497,7 +498,9 @@ class RunDir:
     def is_finished(self, name: str) -> bool:
         """A member is finished when member.json (written last) and its validation probabilities exist."""
         d = self._member_dir(name)
-        return (d / "member.json").is_file() and (d / "probs_val.npy").is_file()
+        # lexists: a file replaced by a FIFO or a symlink to a device still counts, and is then refused
+        # when read, instead of silently dropping the member from the committee.
+        return os.path.lexists(d / "member.json") and os.path.lexists(d / "probs_val.npy")
 
     def finished_members(self) -> list[str]:
         """Finished members, in the config's order, then any others by name."""
