@@ -383,7 +383,7 @@ def _one_line_warnings() -> None:
     seen: set[tuple] = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        key = (category, filename, str(message)[:40])
+        key = (category, filename, lineno)  # one line per place that warns (not per glyph, per call)
         if key not in seen:
             seen.add(key)
             print(f"committee: warning: {str(message).splitlines()[0]}", file=sys.stderr)

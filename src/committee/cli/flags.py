@@ -38,7 +38,7 @@ def _number(
             "must be " + ("0 or more" if at_least == 0 else f"at least {at_least}") + f", got {value}"
         )
     if below is not None and value >= below:
-        raise argparse.ArgumentTypeError(f"must be below {below:g}, got {text}")
+        raise argparse.ArgumentTypeError(f"must be below {f'{below:,}' if cast is int else f'{below:g}'}, got {text}")
     return value
 
 

@@ -502,14 +502,21 @@ class RunDir:
         # when read, instead of silently dropping the member from the committee.
         return os.path.lexists(d / "member.json") and os.path.lexists(d / "probs_val.npy")
 
+    def _finished_names(self) -> list[str]:
+        root = self.path / "members"
+        if not root.is_dir():
+            return []
+        return [d.name for d in sorted(root.iterdir()) if MEMBER_NAME.fullmatch(d.name) and self.is_finished(d.name)]
+
     def finished_members(self) -> list[str]:
         """Finished members, in the config's order, then any others by name."""
-        root = self.path / "members"
-        names = (
-            [d.name for d in sorted(root.iterdir()) if MEMBER_NAME.fullmatch(d.name) and self.is_finished(d.name)]
-            if root.is_dir()
-            else []
-        )
+        names = self._finished_names()
+        lost = sorted({rel.split("/")[1] for rel in self._manifest() if rel.startswith("members/")} - set(names))
+        if lost:  # a member deleted or half-deleted must not silently leave the committee
+            raise CommitteeError(
+                f"{self.path}: member {lost[0]} is recorded in manifest.json but its files are missing; "
+                + RECOVERY_HINT.format(run=self.path).replace("if you changed files", "if you removed it")
+            )
         try:
             order = list(self.config().members)
         except CommitteeError:
@@ -553,7 +560,7 @@ class RunDir:
         """Every file the manifest must cover that exists now: inputs, labels, finished members, metrics."""
         top = [self._file(n) for n in ("config.json", "data.json", "labels_val.npy", "labels_test.npy")]
         top += [self.path / "splits" / f"{s}.npy" for s in SPLIT_NAMES]
-        members = [self._member_dir(n) / f for n in self.finished_members() for f in self.RECORDED_MEMBER_FILES]
+        members = [self._member_dir(n) / f for n in self._finished_names() for f in self.RECORDED_MEMBER_FILES]
         return [p for p in (*top, *members, self._file("metrics.json")) if p.exists()]
 
     def verify(self) -> list[tuple[str, str]]:
@@ -581,7 +588,7 @@ class RunDir:
     def _content_problems(self, already: set[str]) -> list[tuple[str, str]]:
         """Files whose bytes match but whose content makes no sense (checked by the readers' own checks)."""
         readers = [("config.json", self.config), ("data.json", self.data_info), ("metrics.json", self.read_metrics)]
-        readers += [(f"members/{n}/member.json", lambda n=n: self.member(n)) for n in self.finished_members()]
+        readers += [(f"members/{n}/member.json", lambda n=n: self.member(n)) for n in self._finished_names()]
         problems = []
         for rel, read in readers:
             if rel in already:
