@@ -9,6 +9,8 @@ from sklearn.metrics import confusion_matrix
 
 from committee.cli.commands import main
 from committee.evaluation.metrics import reliability
+from committee.store.integrity import rehash_run
+from committee.store.run_dir import RunDir
 from conftest import requires_real_data, synthetic_arrays, write_dataset
 
 
@@ -209,7 +211,8 @@ def test_half_trained_run_evaluates_what_exists(synthetic_dir, tmp_path, capsys)
         "--quiet",
     )
     assert code == 0, err
-    (run_dir / "members/wide_deep/probs_val.npy").unlink()  # as if interrupted before it finished
+    (run_dir / "members/wide_deep/probs_val.npy").unlink()  # as if interrupted before it finished:
+    rehash_run(RunDir(run_dir))  # then it would not be in the manifest either
     code, out, err = run_cli(capsys, "evaluate", "--run-dir", str(run_dir), "--json")
     doc = json.loads(out)
     assert code == 0 and list(doc["members"]) == ["shallow"] and doc["skipped_members"] == ["wide_deep"]

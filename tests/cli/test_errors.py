@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import warnings
 
-import numpy as np
 import pytest
 
 from conftest import cli
@@ -34,11 +33,11 @@ def test_json_errors_are_one_json_document_on_stdout(capsys, tmp_path):
 
 
 def test_library_warnings_become_one_line_each(capsys):
-    from committee.cli.commands import _one_line_warnings
+    from committee.cli.output import one_line_warnings
 
     previous = warnings.showwarning
     try:
-        _one_line_warnings()
+        one_line_warnings()
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             for glyph in range(72):  # matplotlib warns once per missing glyph
@@ -52,6 +51,7 @@ def test_library_warnings_become_one_line_each(capsys):
 def test_compare_refuses_runs_with_other_classes(run_copy, capsys, tmp_path):
     import shutil
 
+    from committee.store.integrity import rehash_run
     from committee.store.run_dir import RunDir
 
     other = tmp_path / "other"
@@ -59,23 +59,22 @@ def test_compare_refuses_runs_with_other_classes(run_copy, capsys, tmp_path):
     doc = json.loads((other / "data.json").read_text())
     doc["classes"] = [f"c{k}" for k in range(len(doc["classes"]))]
     (other / "data.json").write_text(json.dumps(doc))
-    RunDir(other).rehash()
+    rehash_run(RunDir(other))
     code, _, err = cli(capsys, "compare", run_copy, other)
     assert code == 1 and "different class lists" in err
     assert cli(capsys, "compare", run_copy, run_copy)[0] == 0
 
 
-def test_evaluate_json_never_prints_nan(run_copy, capsys):
-    """A NaN (here: an NLL made infinite by a zero probability) reaches --json as null, never a bare NaN."""
-    from committee.store.run_dir import RunDir
+def test_evaluate_json_never_prints_nan(run_copy, capsys, monkeypatch):
+    """A NaN or infinity (an undefined spread, an infinite loss) reaches --json as null, never a bare NaN."""
+    from committee.study import api
 
-    probs = run_copy / "members" / "shallow" / "probs_test.npy"
-    p = np.load(probs)
-    labels = np.load(run_copy / "labels_test.npy")
-    p[np.arange(len(p)), labels] = 0.0  # the true class impossible: log-loss is infinite
-    np.save(probs, p)
-    RunDir(run_copy).rehash()
+    class Result:
+        def to_dict(self):
+            return {"nll": float("inf"), "std": float("nan"), "scores": [0.5, float("-inf")]}
+
+    monkeypatch.setattr(api, "evaluate", lambda run_dir, rules=None: Result())
     code, out, _ = cli(capsys, "evaluate", "--run-dir", run_copy, "--json")
-    assert code == 0
-    assert "NaN" not in out and "Infinity" not in out
-    json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert code == 0 and "NaN" not in out and "Infinity" not in out
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert doc == {"nll": None, "std": None, "scores": [0.5, None]}

@@ -199,3 +199,23 @@ def test_predict_abstains_and_flags_out_of_distribution(finished_run, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "go with --abstain" in bad.stderr
+
+
+def test_ood_folder_names_a_bad_file_and_keeps_the_rest(tmp_path, capsys):
+    """Fault 8: one bad file in --ood aborted the whole suite without naming it."""
+    from PIL import Image
+
+    from committee.base.errors import CommitteeError
+    from committee.evaluation.shift_suite import ood_folder
+
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    Image.fromarray(np.full((30, 30), 90, np.uint8)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    images = ood_folder(folder, (1, 28, 28), True)
+    assert images.shape == (1, 28, 28)
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable file(s)" in err and "broken.png (not an image" in err
+    (folder / "good.png").unlink()
+    with pytest.raises(CommitteeError, match="no readable images"):
+        ood_folder(folder, (1, 28, 28), True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from committee.cli.commands import main
+from committee.store.integrity import rehash_run
 from committee.store.run_dir import RunDir
 from conftest import make_synthetic_run, synthetic_arrays, write_dataset
 
@@ -173,6 +174,7 @@ def test_report_reads_version_1_metrics(run_dir, tmp_path):
         },
     }
     (dst / "metrics.json").write_text(json.dumps(v1))
+    rehash_run(RunDir(dst))  # a file from an earlier version, recorded on purpose
     assert RunDir(dst).read_metrics().to_dict() == v2
     assert main(["report", "--run-dir", str(dst)]) == 0
     (dst / "metrics.json").write_text(json.dumps({**v2, "format_version": 7}))
@@ -186,6 +188,7 @@ def test_report_with_one_member(run_dir, tmp_path, capsys):
     (dst / "config.json").write_text(json.dumps(cfg))
     for m in ("basic_cnn", "wide_deep"):
         shutil.rmtree(dst / "members" / m)
+    rehash_run(RunDir(dst))  # members removed on purpose: recorded, or the run refuses to lose them silently
     assert main(["report", "--run-dir", str(dst)]) == 0
     assert "committee of 1" in (dst / "report.html").read_text()
 
@@ -193,6 +196,7 @@ def test_report_with_one_member(run_dir, tmp_path, capsys):
 def test_report_with_member_missing_probabilities(run_dir, tmp_path):
     dst = copy_run(run_dir, tmp_path)
     (dst / "members/wide_deep/probs_val.npy").unlink()
+    rehash_run(RunDir(dst))  # as a member that never finished: not in the manifest
     assert main(["report", "--run-dir", str(dst)]) == 0
     html = (dst / "report.html").read_text()
     assert "no saved probabilities yet): wide_deep" in html
@@ -211,6 +215,7 @@ def test_report_without_images_says_so(run_dir, tmp_path):
     cfg = json.loads((dst / "config.json").read_text())
     cfg["data_dir"] = str(tmp_path / "gone")
     (dst / "config.json").write_text(json.dumps(cfg))
+    rehash_run(RunDir(dst))
     assert main(["report", "--run-dir", str(dst)]) == 0
     assert "Left out of this report: sample images and the mistakes gallery" in (dst / "report.html").read_text()
 

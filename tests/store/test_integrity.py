@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from committee.store.integrity import rehash_run
 from committee.store.run_dir import RunDir
 from conftest import cli
 
@@ -142,7 +143,7 @@ def test_nonsense_config_values_after_rehash(run_copy, capsys, change, message):
         else:
             doc[key] = value
     path.write_text(json.dumps(doc, allow_nan=True))
-    RunDir(run_copy).rehash()
+    rehash_run(RunDir(run_copy))
     code, _, err = cli(capsys, "train", "--run-dir", run_copy, "--resume", "--quiet")
     assert code == 1 and "config.json" in err and message in err
 
@@ -158,14 +159,14 @@ def test_nonsense_config_values_after_rehash(run_copy, capsys, change, message):
 )
 def test_nonsense_data_json(run_copy, capsys, change, message):
     edit_json(run_copy / "data.json", lambda d: d.update(change))
-    RunDir(run_copy).rehash()
+    rehash_run(RunDir(run_copy))
     code, _, err = cli(capsys, "predict", "--run-dir", run_copy, run_copy.parent / "x.npy")
     assert code == 1 and "data.json" in err and message in err
 
 
 def test_unknown_model_kwargs_in_member_json(run_copy, capsys):
     edit_json(run_copy / "members" / "shallow" / "member.json", lambda d: d.update(model_kwargs={"bogus": 3}))
-    RunDir(run_copy).rehash()
+    rehash_run(RunDir(run_copy))
     code, _, err = cli(capsys, "predict", "--run-dir", run_copy, run_copy.parent / "x.npy")
     assert code == 1 and "member shallow: cannot rebuild its model" in err
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from committee.store.integrity import rehash_run
 from committee.store.run_dir import RunDir
 from conftest import cli
 
@@ -96,7 +97,7 @@ def test_member_names_from_config_cannot_leave_the_run(run_copy, capsys, bad, tm
     doc = json.loads(path.read_text())
     doc["members"].append(bad)
     path.write_text(json.dumps(doc))
-    RunDir(run_copy).rehash()  # a hostile sender ships a consistent manifest too
+    rehash_run(RunDir(run_copy))  # a hostile sender ships a consistent manifest too
     listing = sorted(p for p in tmp_path.rglob("*"))
     code, _, err = cli(capsys, "train", "--run-dir", run_copy, "--resume", "--quiet")
     assert code == 1 and "config.json" in err and "is not allowed" in err
@@ -115,3 +116,16 @@ def test_members_folder_symlinked_outside_is_refused(run_copy, capsys, tmp_path)
 def test_bad_member_name_flag_is_a_usage_error(run_copy, capsys):
     code, _, err = cli(capsys, "train", "--run-dir", run_copy, "--members", "../x", "--quiet")
     assert code == 2 and "member name '../x' is not allowed" in err
+
+
+def test_temp_files_of_a_killed_report_or_export_are_removed(run_copy, capsys, tmp_path):
+    """Fault 8: a killed report/export left temp files that only `train --resume` removed."""
+    stale_report = run_copy / ".report.html.abc123.tmp"
+    stale_report.write_text("half a report")
+    stale_onnx = tmp_path / ".c.onnx.xyz.tmp"
+    stale_onnx.write_bytes(b"half a graph")
+    assert cli(capsys, "report", "--run-dir", run_copy)[0] == 0
+    assert not stale_report.exists()
+    code, _, err = cli(capsys, "export", "--run-dir", run_copy, "--out", tmp_path / "c.onnx")
+    assert code == 0, err
+    assert not stale_onnx.exists() and (tmp_path / "c.onnx").stat().st_size > 0

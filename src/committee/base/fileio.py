@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from committee.base.errors import CommitteeError
-from committee.base.limits import limits
+from committee.base.limits import current_limits
 
 
 def os_error(path: str | os.PathLike, exc: OSError, doing: str = "cannot write") -> CommitteeError:
@@ -110,6 +110,17 @@ def _signals_deferred() -> Iterator[None]:
                 handler(signum, None)
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), signum)
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temporary files an earlier writer of ``path`` left when it was killed (SIGKILL gives it
+    no chance to clean up); returns how many."""
+    path = Path(path)
+    stale = [p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_file() and not p.is_symlink()]
+    for p in stale:
+        with contextlib.suppress(OSError):
+            p.unlink()
+    return len(stale)
 
 
 @contextlib.contextmanager
@@ -235,7 +246,7 @@ def _npy_header(fh, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     if dtype.hasobject:
         raise CommitteeError(f"{name}: holds Python objects (a pickle); refusing to load it")
     declared = math.prod(shape) * dtype.itemsize
-    cap = limits().max_array_bytes
+    cap = current_limits().max_array_bytes
     if declared > cap:
         raise CommitteeError(
             f"{name}: its header declares shape {shape} of {dtype} ({declared:,} bytes), over the cap of "
@@ -271,9 +282,9 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             for info in zf.infolist():
                 with zf.open(info) as fh:
                     total += _npy_header(fh, f"{path}:{info.filename}")[2]
-            if total > limits().max_array_bytes:
+            if total > current_limits().max_array_bytes:
                 raise CommitteeError(
-                    f"{path}: its arrays declare {total:,} bytes, over the cap of {limits().max_array_bytes:,} "
+                    f"{path}: its arrays declare {total:,} bytes, over the cap of {current_limits().max_array_bytes:,} "
                     f"bytes (--max-array-bytes)"
                 )
         with np.load(path, allow_pickle=False) as z:

@@ -27,7 +27,7 @@ class Limits:
 _current = Limits()
 
 
-def limits() -> Limits:
+def current_limits() -> Limits:
     """The caps in force in this process."""
     return _current
 
@@ -45,5 +45,5 @@ def set_limits(**changes: int | None) -> Limits:
 
 def over_cap(source: str, count: int, noun: str, flag: str) -> str:
     """The one line for a cap exceeded, e.g. 'data.npz: 20,001 classes, over the cap of 1,000 (--max-classes)'."""
-    cap = getattr(limits(), flag.removeprefix("--").replace("-", "_"))
+    cap = getattr(current_limits(), flag.removeprefix("--").replace("-", "_"))
     return f"{source}: {count:,} {noun}, over the cap of {cap:,} ({flag})"

@@ -10,20 +10,13 @@ import argparse
 import dataclasses
 import sys
 import time
-import warnings
 
 from committee.base.errors import CommitteeError, UsageError
-from committee.base.fileio import dumps
+from committee.cli.output import emit_json, fail, one_line_warnings
 from committee.cli.parser import build_parser
 from committee.config.run_config import RunConfig
 from committee.store.run_dir import RunDir
 from committee.study import api as pipeline
-
-
-def emit_json(obj: object) -> int:
-    """Print one JSON document on stdout; returns the exit code 0."""
-    sys.stdout.write(dumps(obj) + "\n")
-    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -268,11 +261,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir)
     if not run.has_config():
         raise CommitteeError(f"{args.run_dir}: not a committee run directory (no config.json)")
+    from committee.store.integrity import rehash_run, verify_run
+
     recorded = None
     if args.rehash:
         with run.lock("verify --rehash"):
-            recorded = run.rehash()
-    problems = run.verify()
+            recorded = rehash_run(run)
+    problems = verify_run(run)
     if args.json:
         emit_json(
             {
@@ -377,35 +372,6 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
 
-def _one_line_warnings() -> None:
-    """Library warnings (matplotlib's missing glyphs, torch's deprecations) as one line of ours each kind,
-    not dozens of lines with source excerpts."""
-    seen: set[tuple] = set()
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        key = (category, filename, lineno)  # one line per place that warns (not per glyph, per call)
-        if key not in seen:
-            seen.add(key)
-            print(f"committee: warning: {str(message).splitlines()[0]}", file=sys.stderr)
-
-    warnings.showwarning = show
-    import logging
-
-    logging.getLogger("matplotlib").setLevel(logging.ERROR)
-
-
-def _wants_json(argv: list[str] | None) -> bool:
-    return "--json" in (sys.argv[1:] if argv is None else argv)
-
-
-def _fail(message: str, code: int, argv: list[str] | None) -> int:
-    """One line on stderr; with --json also one JSON document on stdout, so a script always has one to read."""
-    print(f"committee: error: {message}", file=sys.stderr)
-    if _wants_json(argv):
-        sys.stdout.write(dumps({"error": message, "exit_code": code}) + "\n")
-    return code
-
-
 def apply_limits(args: argparse.Namespace) -> None:
     """The --max-* caps of this command; each one not given is back at its default."""
     from committee.base.limits import Limits, set_limits
@@ -418,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
-    _one_line_warnings()
+    one_line_warnings()
     args, main_thread = None, threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     # A shell starts background jobs (`committee run ... &`) with SIGINT ignored, and Python
@@ -429,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_limits(args)
         return COMMANDS[args.command](args)
     except CommitteeError as exc:
-        return _fail(str(exc), exc.exit_code, argv)
+        return fail(str(exc), exc.exit_code, argv)
     except KeyboardInterrupt:
         hint = ""
         if args is not None and getattr(args, "run_dir", None) and args.command in ("train", "run"):
@@ -445,9 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as exc:  # anything committee.base.fileio did not already name: one line, never a traceback
-        return _fail(f"{exc.filename or 'file'}: {exc.strerror or exc}", 1, argv)
+        return fail(f"{exc.filename or 'file'}: {exc.strerror or exc}", 1, argv)
     except MemoryError:
-        return _fail("out of memory (lower the --max-* caps, --limit-train or the batch size)", 1, argv)
+        return fail("out of memory (lower the --max-* caps, --limit-train or the batch size)", 1, argv)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -31,7 +31,7 @@ import torch
 from committee.base.console import log
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.fileio import read_npz, regular_file, write_bytes
-from committee.base.limits import limits, over_cap
+from committee.base.limits import current_limits, over_cap
 from committee.base.machine import cache_dir
 from committee.data.dataset import Dataset
 from committee.data.fashion_mnist import candidate_dirs, find_files, load_dataset, parse_idx, read_bytes
@@ -110,9 +110,9 @@ def _make_dataset(
             f"found {int(labels.min())}..{int(labels.max())}"
         )
     check_classes(tuple(str(c) for c in classes), source)
-    if len(labels) > limits().max_images:
+    if len(labels) > current_limits().max_images:
         raise CommitteeError(
-            f"{source}: {len(labels):,} images, over the cap of {limits().max_images:,} (--max-images)"
+            f"{source}: {len(labels):,} images, over the cap of {current_limits().max_images:,} (--max-images)"
         )
     for part, y in (("training", train_y), ("test", test_y)):
         if len(np.unique(y)) < 2:
@@ -133,9 +133,9 @@ def _make_dataset(
 
 def check_classes(classes: tuple[str, ...], source: str) -> None:
     """Class names: at most --max-classes, distinct, none that collides with a metrics summary row."""
-    if len(classes) > limits().max_classes:
+    if len(classes) > current_limits().max_classes:
         raise CommitteeError(
-            f"{source}: {len(classes):,} classes, over the cap of {limits().max_classes:,} (--max-classes)"
+            f"{source}: {len(classes):,} classes, over the cap of {current_limits().max_classes:,} (--max-classes)"
         )
     seen: set[str] = set()
     for c in classes:
@@ -156,9 +156,10 @@ def check_labels(y: np.ndarray, name: str) -> np.ndarray:
             raise CommitteeError(f"{name}: labels must be whole numbers, found fractional or non-finite values")
     elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
         raise CommitteeError(f"{name}: labels must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= limits().max_classes):
+    if y.size and (y.min() < 0 or y.max() >= current_limits().max_classes):
         raise CommitteeError(
-            f"{name}: labels must be 0 to {limits().max_classes - 1} (--max-classes), found {y.min():g} to {y.max():g}"
+            f"{name}: labels must be 0 to {current_limits().max_classes - 1} (--max-classes), "
+            f"found {y.min():g} to {y.max():g}"
         )
     return y.astype(np.int64)
 
@@ -276,7 +277,7 @@ def list_folder(root: Path) -> FolderListing:
                     where.append(part)
     if not files:
         raise CommitteeError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
-    if len(files) > limits().max_images:
+    if len(files) > current_limits().max_images:
         raise CommitteeError(over_cap(str(root), len(files), "images", "--max-images"))
     return FolderListing(root, tuple(classes), tuple(files), tuple(labels), tuple(where))
 
@@ -288,10 +289,8 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
     try:
         regular_file(path)
         with Image.open(path) as im:
-            if im.width * im.height > limits().max_pixels:
-                return (
-                    f"too large: {im.width}x{im.height} pixels, over the cap of {limits().max_pixels:,} (--max-pixels)"
-                )
+            if im.width * im.height > current_limits().max_pixels:
+                return over_cap(f"too large: {im.width}x{im.height}", im.width * im.height, "pixels", "--max-pixels")
             return im.size, im.mode not in GRAY_MODES
     except CommitteeError as exc:
         return str(exc)
@@ -319,7 +318,7 @@ def _decode(path: Path, size: int, rgb: bool) -> np.ndarray | str:
 
     try:
         with Image.open(path) as im:
-            if im.width * im.height > limits().max_pixels:  # the file changed since its header was read
+            if im.width * im.height > current_limits().max_pixels:  # the file changed since its header was read
                 return f"too large: {im.width}x{im.height} pixels (--max-pixels)"
             return convert(im, size, rgb)
     except Image.DecompressionBombError:

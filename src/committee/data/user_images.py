@@ -16,7 +16,7 @@ import numpy as np
 
 from committee.base.errors import CommitteeError
 from committee.base.fileio import read_npy, regular_file
-from committee.base.limits import limits
+from committee.base.limits import current_limits
 from committee.data.sources import convert
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -67,10 +67,9 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                if im.width * im.height > limits().max_pixels:
-                    raise CommitteeError(
-                        f"image too large ({im.width}x{im.height} pixels, cap {limits().max_pixels:,}: --max-pixels)"
-                    )
+                if im.width * im.height > current_limits().max_pixels:
+                    cap = current_limits().max_pixels
+                    raise CommitteeError(f"image too large ({im.width}x{im.height} pixels, cap {cap:,}: --max-pixels)")
                 im.seek(0)  # first frame of an animation
                 if input_shape is not None:
                     return convert(im, input_shape[1], input_shape[0] == 3)
@@ -108,8 +107,8 @@ def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.
         raise CommitteeError(str(exc).removeprefix(f"{path}: ")) from None
     if arr.ndim == len(expected):
         arr = arr[None]
-    if len(arr) > limits().max_images:
-        raise CommitteeError(f"{len(arr):,} images, over the cap of {limits().max_images:,} (--max-images)")
+    if len(arr) > current_limits().max_images:
+        raise CommitteeError(f"{len(arr):,} images, over the cap of {current_limits().max_images:,} (--max-images)")
     if arr.shape[1:] != expected:
         raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got {arr.shape}")
     if arr.dtype == np.uint8:

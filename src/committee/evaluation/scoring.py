@@ -11,8 +11,17 @@ import numpy as np
 from committee.base.errors import CommitteeError
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
-from committee.store.records import MEMBER_INFO_KEYS, CommitteeResult, Diversity, Gain, MemberResult, RunResult, Scores
-from committee.store.run_dir import MemberArtifacts, RunDir
+from committee.store.records import (
+    MEMBER_INFO_KEYS,
+    CommitteeResult,
+    Diversity,
+    Gain,
+    MemberArtifacts,
+    MemberResult,
+    RunResult,
+    Scores,
+)
+from committee.store.run_dir import RunDir
 
 
 def finished_artifacts(run: RunDir, labels_val: np.ndarray | None) -> list[MemberArtifacts]:

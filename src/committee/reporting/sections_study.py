@@ -367,8 +367,8 @@ def ablation_section(ctx: ReportContext) -> Section | None:
         f"epoch chosen on validation. Differences to the base are paired by seed, with a 95 % t-interval over seeds."
     )
     rows = []
-    for e in doc["variants"]:
-        d = e.get("diff_accuracy")
+    for raw in doc["variants"]:
+        e, d = _nan_for_null(raw), _nan_for_null(raw["diff_accuracy"]) if raw.get("diff_accuracy") else None
         rows.append(
             [
                 e["variant"],
@@ -402,3 +402,12 @@ def ablation_section(ctx: ReportContext) -> Section | None:
         if "verdict" in e:
             sec.p(e["verdict"] + ".")
     return sec
+
+
+def _nan_for_null(obj):
+    """ablation.json keeps an undefined spread (one seed) as null (JSON has no NaN); the table prints nan."""
+    if isinstance(obj, dict):
+        return {k: _nan_for_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_null(v) for v in obj]
+    return float("nan") if obj is None else obj

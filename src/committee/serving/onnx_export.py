@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from committee.base.errors import CommitteeError, UsageError
-from committee.base.fileio import atomic_path
+from committee.base.fileio import atomic_path, remove_stale_temps
 from committee.rules.committee_rules import EXPORTABLE_RULES
 
 
@@ -85,6 +85,7 @@ def export_onnx(committee: Committee, out: Path, input_dtype: str = "uint8") -> 
     shape = (2, *committee.input_shape)
     example = torch.randint(0, 256, shape, dtype=torch.uint8) if input_dtype == "uint8" else torch.rand(shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    remove_stale_temps(out)  # left by an export that was killed
     with atomic_path(out) as tmp:
         program = torch.onnx.export(
             module,

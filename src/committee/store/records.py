@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from committee.base.errors import CommitteeError
 
 METRICS_FORMAT = 2
@@ -72,7 +74,10 @@ class Scores:
 
     @classmethod
     def from_dict(cls, d: dict) -> Scores:
-        return cls(**{k: d[k] for k in SCORE_KEYS})
+        # JSON has no NaN or infinity: they are written as null (an NLL of inf when a true class got
+        # probability 0) and read back as NaN, so every number stays a float.
+        nan_for_null = {k: float("nan") for k in ("accuracy", "macro_f1", "nll", "brier", "ece") if d.get(k) is None}
+        return cls(**{k: d[k] for k in SCORE_KEYS} | nan_for_null)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -327,3 +332,17 @@ def _upgrade_v1(d: dict) -> dict:
         if c["vs_best_member"] is not None:
             c["vs_best_member"].setdefault("gain_ci", [c["vs_best_member"]["gain"]] * 2)
     return {**d, "members": members, "committees": committees, "diversity": div}
+
+
+@dataclass(frozen=True)
+class MemberArtifacts:
+    """What evaluation and reporting need from one trained member."""
+
+    name: str
+    probs_val: np.ndarray  # (N_val, C) float32
+    probs_test: np.ndarray | None  # (N_test, C) float32
+    info: dict  # member.json
+    history: list[dict]  # history.csv rows
+
+    def probs(self, split: str) -> np.ndarray | None:
+        return self.probs_val if split == "val" else self.probs_test

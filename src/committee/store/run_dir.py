@@ -8,29 +8,17 @@
     .lock           held by the command writing to the run (:mod:`committee.store.lock`)
     seed-<k>/      one complete run per seed (``committee run --seeds K``), seeds.json, seeds.md
 
-Every file is written atomically (:mod:`committee.base.fileio`); the manifest adds a
-second line of defence: a file whose bytes do not match its recorded checksum
-(modified, or copied half-way) is refused with a clear message rather than read, and a
-run whose manifest is gone is refused as a whole (``committee verify --rehash`` re-creates
-it on purpose). Member names are checked wherever they are read, and every member path
-must resolve inside the run directory.
-
-Re-training a finished member is a transaction: it trains in ``members/.next-<name>/``;
-when it has finished, the old folder is moved to ``members/.old-<name>/``, the new one
-takes its name, the manifest is updated and metrics.json (fitted on the old member) is
-dropped. Until the first rename the old member is untouched; :meth:`RunDir.recover`,
-run whenever a writer takes the lock, rolls an interrupted swap back or forward.
+Every file is written atomically (:mod:`committee.base.fileio`) and checked against the
+manifest when read (:mod:`committee.store.manifest`); member names are checked wherever they are
+read and every member path must resolve inside the run directory; re-training a finished member
+is a transaction (:mod:`committee.store.swap`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
-import re
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,97 +31,29 @@ from committee.base.fileio import (
     os_error,
     read_json,
     read_npy,
-    regular_file,
     sha256_file,
     write_bytes,
     write_json,
     write_npy,
     write_text,
 )
-from committee.base.limits import limits
 from committee.base.names import MEMBER_NAME, check_member_name, inside
 from committee.config.run_config import RunConfig
 from committee.data.dataset import CLASS_NAMES
+from committee.store import swap
 from committee.store.checkpoint import load_checkpoint, save_checkpoint
+from committee.store.checks import data_info_problem, member_info_problem
+from committee.store.history import history_csv, read_history
 from committee.store.lock import run_lock
-from committee.store.records import RunResult
+from committee.store.manifest import Manifest
+from committee.store.records import MemberArtifacts, RunResult
 from committee.store.weights import load_weights, save_weights
 
 if TYPE_CHECKING:
     import torch
 
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-
-
 SPLIT_NAMES = ("train", "val", "test")
-
-
-PRECISIONS_RECORDED = ("fp32", "bf16")
-
-
-SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-RECOVERY_HINT = "if you changed files on purpose, record them with: committee verify --run-dir {run} --rehash"
-
-
-@dataclass(frozen=True)
-class MemberArtifacts:
-    """What evaluation and reporting need from one trained member."""
-
-    name: str
-    probs_val: np.ndarray  # (N_val, C) float32
-    probs_test: np.ndarray | None  # (N_test, C) float32
-    info: dict  # member.json
-    history: list[dict]  # history.csv rows
-
-    def probs(self, split: str) -> np.ndarray | None:
-        return self.probs_val if split == "val" else self.probs_test
-
-
-def data_info_problem(info: object) -> str | None:
-    """What is wrong with a data.json (None: nothing): the class names and input shape every reader trusts."""
-    if not isinstance(info, dict):
-        return "not a data description (expected a JSON object)"
-    classes = info.get("classes")
-    if classes is not None:
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            return "'classes' must be a list of strings"
-        if not 2 <= len(classes) <= limits().max_classes:
-            return f"'classes' must hold 2 to {limits().max_classes} names, has {len(classes)}"
-        if len(set(classes)) != len(classes):
-            return "'classes' names a class twice"
-    shape = info.get("input_shape")
-    if shape is not None and not (
-        isinstance(shape, list)
-        and len(shape) == 3
-        and all(type(v) is int for v in shape)
-        and shape[0] in (1, 3)
-        and 4 <= shape[1] == shape[2] <= 512
-    ):
-        return f"'input_shape' must be [C, S, S] with C 1 or 3 and S 4-512, got {shape!r}"
-    return None
-
-
-def member_info_problem(info: object, name: str) -> str | None:
-    """What is wrong with a member.json (None: nothing): the fields that rebuild and describe the model."""
-    if not isinstance(info, dict):
-        return "not a member description (expected a JSON object)"
-    checks = (
-        (info.get("name", name) == name, f"'name' is {info.get('name')!r}, not the folder's {name!r}"),
-        (isinstance(info.get("arch", name), str), "'arch' must be a string"),
-        (isinstance(info.get("model_kwargs") or {}, dict), "'model_kwargs' must be an object"),
-        (
-            info.get("precision", "fp32") in PRECISIONS_RECORDED,
-            f"'precision' must be one of {', '.join(PRECISIONS_RECORDED)}, got {info.get('precision')!r}",
-        ),
-        (
-            type(info.get("params", 0)) is int and info.get("params", 0) >= 0,
-            f"'params' must be a count, got {info.get('params')!r}",
-        ),
-    )
-    return next((why for ok, why in checks if not ok), None)
 
 
 class RunDir:
@@ -148,6 +68,7 @@ class RunDir:
     def __init__(self, path: str | Path, keeps_manifest: bool = True):
         self.path = Path(path)
         self.keeps_manifest = keeps_manifest
+        self.manifest = Manifest(self.path, required=keeps_manifest)
         self._staged: dict[str, Path] = {}  # member -> members/.next-<member> while it is re-trained
 
     def __repr__(self) -> str:
@@ -164,17 +85,9 @@ class RunDir:
     def _file(self, name: str) -> Path:
         return self.path / name
 
-    RUN_FILES = (
-        "config.json",
-        "data.json",
-        "metrics.json",
-        "report.html",
-        "report.md",
-        "ablation.json",
-        "seeds.json",
-        "seeds.md",
-        "manifest.json",
-        "shift.json",
+    RUN_FILES = tuple(
+        "config.json data.json metrics.json report.html report.md ablation.json seeds.json seeds.md manifest.json "
+        "shift.json".split()
     )
 
     def file(self, name: str) -> Path:
@@ -217,7 +130,7 @@ class RunDir:
             raise CommitteeError(f"{path}: not a committee config")
         d.pop("environment", None)
         cfg = RunConfig.from_dict(d, str(path))  # first: a config of another version says so, whatever else
-        self._verify(path)
+        self.manifest.check(path)
         try:
             return cfg.check()
         except CommitteeError as exc:  # a file, not a flag: exit 1, naming the file
@@ -246,14 +159,14 @@ class RunDir:
         write_npy(self._file("labels_test.npy"), labels[splits["test"]])
         for name, idx in splits.items():
             write_npy(self.path / "splits" / f"{name}.npy", idx)
-        self._record(
+        self.manifest.record(
             self._file("data.json"),
             self._file("labels_val.npy"),
             self._file("labels_test.npy"),
             *(self.path / "splits" / f"{s}.npy" for s in splits),
         )
         self.save_config(cfg, environment)
-        self._record(self._file("config.json"))
+        self.manifest.record(self._file("config.json"))
 
     def remove_stale_temps(self) -> int:
         """Delete temporary files left by a process killed mid-write (SIGKILL); returns how many."""
@@ -267,14 +180,16 @@ class RunDir:
     def data_info(self) -> dict | None:
         """data.json, checked against the manifest and for sense (distinct class names, a (C, S, S) shape)."""
         path = self._file("data.json")
-        if not path.exists():
-            return None
-        self._verify(path)
-        info = read_json(path, "data description")
-        problem = data_info_problem(info)
-        if problem:
-            raise CommitteeError(f"{path}: {problem}")
-        return info
+        return self._checked_json(path, "data description", data_info_problem) if path.exists() else None
+
+    def _checked_json(self, path: Path, what: str, problem) -> dict:
+        """A JSON run file checked against the manifest, then for sense (``problem(doc)``: why not, or None)."""
+        self.manifest.check(path)
+        doc = read_json(path, what)
+        why = problem(doc)
+        if why:
+            raise CommitteeError(f"{path}: {why}")
+        return doc
 
     def class_names(self) -> list[str]:
         """The run's class names (data.json), Fashion-MNIST's for runs made before it recorded them."""
@@ -294,52 +209,8 @@ class RunDir:
         path = self._file(f"labels_{split}.npy")
         return self._npy(path) if path.exists() else None
 
-    # --- the manifest ----------------------------------------------------------
-
-    def _manifest(self, creating: bool = False) -> dict[str, str]:
-        """manifest.json's checksums by relative path. A run (config.json present) without one is refused:
-        deleting the manifest must not turn every check off. ``creating``: a new run writing its first files."""
-        path = self._file("manifest.json")
-        if not path.exists():
-            if creating or not self.keeps_manifest or not self._file("config.json").exists():
-                return {}
-            raise CommitteeError(
-                f"{path}: missing, so this run's files cannot be checked; " + RECOVERY_HINT.format(run=self.path)
-            )
-        doc = read_json(path, "manifest")
-        files = doc.get("files") if isinstance(doc, dict) else None
-        if not isinstance(files, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v) for k, v in files.items()
-        ):
-            raise CommitteeError(
-                f"{path}: malformed (expected {{'files': {{path: sha256}}}}); " + RECOVERY_HINT.format(run=self.path)
-            )
-        return files
-
-    def _relative(self, path: Path) -> str:
-        return Path(path).relative_to(self.path).as_posix()
-
-    def _record(self, *paths: Path) -> None:
-        """Add the current checksums of ``paths`` to manifest.json."""
-        files = self._manifest(creating=True)
-        for p in paths:
-            files[self._relative(p)] = sha256_file(p)
-        self._write_manifest(files)
-
-    def _write_manifest(self, files: dict[str, str]) -> None:
-        write_json(self._file("manifest.json"), {"format_version": 1, "files": dict(sorted(files.items()))})
-
-    def _verify(self, path: Path) -> None:
-        """Refuse a file whose bytes differ from its checksum in the manifest (if recorded)."""
-        expected = self._manifest().get(self._relative(path))
-        if expected is not None and sha256_file(path) != expected:
-            raise CommitteeError(
-                f"{path}: contents do not match its checksum in manifest.json (modified or half-copied); "
-                "re-train the member it belongs to, or " + RECOVERY_HINT.format(run=self.path)
-            )
-
     def _npy(self, path: Path) -> np.ndarray:
-        self._verify(path)
+        self.manifest.check(path)
         try:
             return read_npy(path)
         except (OSError, ValueError, EOFError) as exc:
@@ -348,27 +219,15 @@ class RunDir:
     # --- members: while training -------------------------------------------------
 
     def start_member(self, name: str) -> None:
-        """Make the member's folder; a member that is already finished is re-trained beside itself
-        (``members/.next-<name>``) and replaces the old one only when it has finished."""
-        final = self._member_dir(name)
+        """Make the member's folder; a finished member is re-trained beside itself (:mod:`~committee.store.swap`)."""
         if self.is_finished(name):
-            staged = final.with_name(f".next-{name}")
-            shutil.rmtree(staged, ignore_errors=True)
-            self._staged[name] = ensure_dir(staged)
-            return
-        ensure_dir(final)
+            self._staged[name] = swap.begin(self._member_dir(name))
+        else:
+            ensure_dir(self._member_dir(name))
 
     def _swap_in(self, name: str) -> None:
-        """Replace a finished member by its re-trained twin (see the module docstring)."""
         staged = self._staged.pop(name)
-        final = self._member_dir(name)
-        old = final.with_name(f".old-{name}")
-        shutil.rmtree(old, ignore_errors=True)
-        try:
-            final.rename(old)
-            staged.rename(final)
-        except OSError as exc:
-            raise os_error(final, exc, "cannot replace") from None
+        swap.swap_in(self._member_dir(name), staged)
         self._complete_swap(name)
 
     def _complete_swap(self, name: str) -> None:
@@ -376,52 +235,29 @@ class RunDir:
         # manifest with the new member's checksums (a kill in between is finished by recover()).
         self._file("metrics.json").unlink(missing_ok=True)
         if self.keeps_manifest:
-            files = self._manifest()
+            files = self.manifest.files()
             files.pop("metrics.json", None)
             d = self._member_dir(name)
-            files.update(
-                {self._relative(d / f): sha256_file(d / f) for f in self.RECORDED_MEMBER_FILES if (d / f).exists()}
-            )
-            self._write_manifest(files)
-        shutil.rmtree(self._member_dir(name).with_name(f".old-{name}"), ignore_errors=True)
+            recorded = [d / f for f in self.RECORDED_MEMBER_FILES if (d / f).exists()]
+            files.update({self.manifest.relative(p): sha256_file(p) for p in recorded})
+            self.manifest.write(files)
+        swap.discard_old(self._member_dir(name))
 
     def recover(self) -> list[str]:
-        """Finish what a killed re-training left: a swap half done is completed (the new member was
-        whole before it began) or rolled back; an unfinished ``.next-`` folder is dropped. Returns what was done."""
-        root = self.path / "members"
-        done: list[str] = []
-        for d in sorted(root.glob(".old-*")) if root.is_dir() else []:
-            name, final = d.name[5:], root / d.name[5:]
-            if not MEMBER_NAME.fullmatch(name):
-                continue
-            if final.is_dir():
+        """Complete or roll back a member swap a killed writer left; drop unfinished re-trainings."""
+        done = []
+        for action, name in swap.interrupted(self.path / "members"):
+            if action == "complete":
                 self._complete_swap(name)
-                done.append(f"completed the replacement of member {name}")
-            else:
-                d.rename(final)
-                done.append(f"restored member {name} (its replacement was interrupted)")
-        for d in sorted(root.glob(".next-*")) if root.is_dir() else []:
-            shutil.rmtree(d, ignore_errors=True)
-            done.append(f"dropped the unfinished re-training of member {d.name[6:]}")
+            done.append(swap.MESSAGES[action].format(name))
         return done
 
     def write_history(self, name: str, rows: list[dict]) -> None:
-        lines = [",".join(HISTORY_COLUMNS)]
-        for row in rows:
-            lines.append(",".join(str(row[c]) if c == "epoch" else f"{row[c]:.6g}" for c in HISTORY_COLUMNS))
-        write_text(self._member_dir(name) / "history.csv", "\n".join(lines) + "\n")
+        write_text(self._member_dir(name) / "history.csv", history_csv(rows))
 
     def history(self, name: str) -> list[dict]:
         path = self._member_dir(name) / "history.csv"
-        if not path.exists():
-            return []
-        try:
-            with open(path, newline="") as fh:
-                return [
-                    {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)
-                ]
-        except (OSError, ValueError, TypeError) as exc:
-            raise CommitteeError(f"{path}: unreadable history ({exc})") from None
+        return read_history(path) if path.exists() else []
 
     def save_weights(self, name: str, model: torch.nn.Module, epoch: int) -> None:
         save_weights(model, self._member_dir(name) / "weights.safetensors", {"model": name, "epoch": str(epoch)})
@@ -429,7 +265,7 @@ class RunDir:
     def load_weights(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
         path = self._member_dir(name) / "weights.safetensors"
         if path.exists():
-            self._verify(path)
+            self.manifest.check(path)
         return load_weights(model, path)
 
     def has_checkpoint(self, name: str) -> bool:
@@ -462,7 +298,7 @@ class RunDir:
     def record_member(self, name: str) -> None:
         """Add a finished member's checksums to manifest.json."""
         d = self._member_dir(name)
-        self._record(*(d / f for f in self.RECORDED_MEMBER_FILES))
+        self.manifest.record(*(d / f for f in self.RECORDED_MEMBER_FILES))
 
     def member_files(self, name: str) -> dict[str, bytes]:
         """A finished member's files as bytes (to ship them from a worker to the driver)."""
@@ -502,7 +338,7 @@ class RunDir:
         # when read, instead of silently dropping the member from the committee.
         return os.path.lexists(d / "member.json") and os.path.lexists(d / "probs_val.npy")
 
-    def _finished_names(self) -> list[str]:
+    def finished_member_names(self) -> list[str]:
         root = self.path / "members"
         if not root.is_dir():
             return []
@@ -510,12 +346,12 @@ class RunDir:
 
     def finished_members(self) -> list[str]:
         """Finished members, in the config's order, then any others by name."""
-        names = self._finished_names()
-        lost = sorted({rel.split("/")[1] for rel in self._manifest() if rel.startswith("members/")} - set(names))
+        names = self.finished_member_names()
+        lost = sorted({rel.split("/")[1] for rel in self.manifest.files() if rel.startswith("members/")} - set(names))
         if lost:  # a member deleted or half-deleted must not silently leave the committee
             raise CommitteeError(
                 f"{self.path}: member {lost[0]} is recorded in manifest.json but its files are missing; "
-                + RECOVERY_HINT.format(run=self.path).replace("if you changed files", "if you removed it")
+                + self.manifest.hint().replace("if you changed files", "if you removed it")
             )
         try:
             order = list(self.config().members)
@@ -528,12 +364,7 @@ class RunDir:
         path = self._member_dir(name) / "member.json"
         if not path.exists():
             return {"name": name}
-        self._verify(path)
-        info = read_json(path, "member.json")
-        problem = member_info_problem(info, name)
-        if problem:
-            raise CommitteeError(f"{path}: {problem}")
-        return info
+        return self._checked_json(path, "member.json", lambda info: member_info_problem(info, name))
 
     def member(self, name: str) -> MemberArtifacts:
         d = self._member_dir(name)
@@ -556,56 +387,6 @@ class RunDir:
 
     # --- integrity of the whole run -----------------------------------------------------
 
-    def recorded_files(self) -> list[Path]:
-        """Every file the manifest must cover that exists now: inputs, labels, finished members, metrics."""
-        top = [self._file(n) for n in ("config.json", "data.json", "labels_val.npy", "labels_test.npy")]
-        top += [self.path / "splits" / f"{s}.npy" for s in SPLIT_NAMES]
-        members = [self._member_dir(n) / f for n in self._finished_names() for f in self.RECORDED_MEMBER_FILES]
-        return [p for p in (*top, *members, self._file("metrics.json")) if p.exists()]
-
-    def verify(self) -> list[tuple[str, str]]:
-        """Check the whole run, file by file: (relative path, what is wrong); empty when all is well."""
-        problems: list[tuple[str, str]] = []
-        try:
-            manifest = self._manifest()
-        except CommitteeError as exc:
-            return [("manifest.json", str(exc).split(": ", 1)[-1])]
-        for rel, expected in manifest.items():
-            path = self.path / rel
-            try:
-                inside(self.path, path)
-                if sha256_file(regular_file(path)) != expected:
-                    problems.append((rel, "contents differ from the checksum in manifest.json"))
-            except CommitteeError as exc:
-                problems.append((rel, str(exc).split(": ", 1)[-1]))
-        try:
-            unrecorded = [self._relative(p) for p in self.recorded_files() if self._relative(p) not in manifest]
-        except CommitteeError as exc:
-            return [*problems, ("members", str(exc))]
-        problems += [(rel, "not recorded in manifest.json") for rel in unrecorded]
-        return problems + self._content_problems({rel for rel, _ in problems})
-
-    def _content_problems(self, already: set[str]) -> list[tuple[str, str]]:
-        """Files whose bytes match but whose content makes no sense (checked by the readers' own checks)."""
-        readers = [("config.json", self.config), ("data.json", self.data_info), ("metrics.json", self.read_metrics)]
-        readers += [(f"members/{n}/member.json", lambda n=n: self.member(n)) for n in self._finished_names()]
-        problems = []
-        for rel, read in readers:
-            if rel in already:
-                continue
-            try:
-                read()
-            except CommitteeError as exc:
-                problems.append((rel, str(exc).removeprefix(f"{self.path / rel}: ")))
-        return problems
-
-    def rehash(self) -> int:
-        """Re-create manifest.json from the files as they are now (a deliberate act: ``verify --rehash``);
-        returns how many files it records."""
-        files = self.recorded_files()
-        self._write_manifest({self._relative(p): sha256_file(p) for p in files})
-        return len(files)
-
     # --- results and reports ---------------------------------------------------------
 
     def read_metrics(self) -> RunResult | None:
@@ -613,15 +394,12 @@ class RunDir:
         path = self._file("metrics.json")
         if not path.exists():
             return None
-        self._verify(path)
-        doc = read_json(path, "metrics")
-        if not isinstance(doc, dict):
-            raise CommitteeError(f"{path}: not a committee metrics file")
+        doc = self._checked_json(path, "metrics", lambda d: None if isinstance(d, dict) else "not a metrics file")
         return RunResult.from_dict(doc, str(path))
 
     def write_metrics(self, result: RunResult) -> Path:
         write_json(self._file("metrics.json"), result.to_dict())
-        self._record(self._file("metrics.json"))  # its fitted rule parameters drive predict and export
+        self.manifest.record(self._file("metrics.json"))  # its fitted rule parameters drive predict and export
         return self._file("metrics.json")
 
     def _read_doc(self, name: str) -> dict | None:
