@@ -195,7 +195,7 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "verify", help="check a run directory file by file against its manifest (checksums, names, contents)"
     )
-    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--run-dir", required=True, type=Path, help="the run directory to check")
     p.add_argument(
         "--rehash",
         action="store_true",
