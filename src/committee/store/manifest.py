@@ -61,9 +61,18 @@ class Manifest:
 
     def check(self, path: Path) -> None:
         """Refuse a file whose bytes differ from its recorded checksum (a file not recorded passes)."""
-        expected = self.files().get(self.relative(path))
+        rel = self.relative(path)
+        expected = self.files().get(rel)
         if expected is not None and sha256_file(path) != expected:
             raise CommitteeError(
                 f"{path}: contents do not match its checksum in manifest.json (modified or half-copied); "
-                "re-train the member it belongs to, or " + self.hint()
+                + self.remedy(rel)
             )
+
+    def remedy(self, rel: str) -> str:
+        """How to repair one file: re-make it with the command that writes it, or record it on purpose."""
+        if rel.startswith("members/"):
+            return f"re-train member {rel.split('/')[1]}, or " + self.hint()
+        if rel == "metrics.json":
+            return f"re-make it with `committee evaluate --run-dir {self.root}`, or " + self.hint()
+        return self.hint()
