@@ -260,7 +260,7 @@ def test_the_cli_runs_a_study_on_the_cluster_and_resumes_after_the_driver_is_kil
     driver.send_signal(sig)
     driver.wait(30)
     if sig == signal.SIGTERM:  # stopped cleanly, with the way to go on (not Ray's own SIGTERM stack dump)
-        assert driver.returncode == 130
+        assert driver.returncode == 130, driver.stderr.read()
         assert f"--backend ray --address {cluster.address} --resume" in driver.stderr.read()
     assert not RunDir(run_dir).is_finished("basic_cnn")
 

@@ -252,7 +252,10 @@ class RayExecutor:
             yield from self._collect(ray, submitted, tqdm)
         finally:
             if started:
-                ray.shutdown()
+                try:
+                    ray.shutdown()
+                except Exception as exc:  # a failed shutdown must not replace the real outcome (an interrupt)
+                    log(f"ray: shutdown failed ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})")
 
     def _running(self, ray, pending: int) -> int:
         """Jobs running now, from the CPUs in use (the cluster's other users count too)."""
