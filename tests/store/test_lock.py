@@ -19,6 +19,11 @@ def env(tmp_path: Path) -> dict:
     return {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "COMMITTEE_DOWNLOAD_URL": "http://127.0.0.1:9/"}
 
 
+def committee(tmp_path: Path, *args) -> subprocess.CompletedProcess:
+    """One real `committee` process, as a user's shell would start it."""
+    return subprocess.run([*COMMITTEE, *map(str, args)], capture_output=True, text=True, env=env(tmp_path), timeout=300)
+
+
 def train_cmd(run: Path, data: Path, member: str, epochs: int = 1) -> list[str]:
     return [
         *COMMITTEE,
@@ -53,36 +58,18 @@ def test_a_second_writer_is_told_who_holds_the_run(run_copy, tmp_path):
         assert holder.stdout.readline().strip() == "locked"
         before = (run_copy / "metrics.json").read_bytes()
         start = time.perf_counter()
-        out = subprocess.run(
-            [*COMMITTEE, "evaluate", "--run-dir", str(run_copy)],
-            capture_output=True,
-            text=True,
-            env=env(tmp_path),
-            timeout=120,
-        )
+        out = committee(tmp_path, "evaluate", "--run-dir", run_copy)
         assert out.returncode == 1 and time.perf_counter() - start < 60  # refused at once, not after a wait
         assert out.stderr.strip().splitlines() == [out.stderr.strip()]  # one line
         assert f"busy: `committee train` (pid {holder.pid}" in out.stderr
         assert (run_copy / "metrics.json").read_bytes() == before  # nothing lost, nothing half-written
         # A reader does not need the lock.
-        read = subprocess.run(
-            [*COMMITTEE, "predict", "--run-dir", str(run_copy), str(run_copy.parent / "x.npy")],
-            capture_output=True,
-            text=True,
-            env=env(tmp_path),
-            timeout=120,
-        )
+        read = committee(tmp_path, "predict", "--run-dir", run_copy, run_copy.parent / "x.npy")
         assert read.returncode == 0, read.stderr
     finally:
         holder.send_signal(signal.SIGKILL)  # the kernel drops the lock with its process
         holder.wait()
-    out = subprocess.run(
-        [*COMMITTEE, "evaluate", "--run-dir", str(run_copy)],
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
-        timeout=120,
-    )
+    out = committee(tmp_path, "evaluate", "--run-dir", run_copy)
     assert out.returncode == 0, out.stderr
 
 
@@ -99,9 +86,9 @@ def test_two_trains_adding_members_lose_nothing(tmp_path):
         assert code in (0, 1) and "Traceback" not in err
         if code == 1:
             assert "busy" in err.strip().splitlines()[-1]
-            out = subprocess.run(train_cmd(run, data, member), capture_output=True, text=True, env=env(tmp_path))
+            out = committee(tmp_path, *train_cmd(run, data, member)[len(COMMITTEE) :])
             assert out.returncode == 0, out.stderr  # once the other has finished
     members = json.loads((run / "config.json").read_text())["members"]
     assert sorted(members) == ["shallow", "wide_deep"]
     assert all((run / "members" / m / "member.json").is_file() for m in members)
-    assert subprocess.run([*COMMITTEE, "verify", "--run-dir", str(run)], env=env(tmp_path)).returncode == 0
+    assert committee(tmp_path, "verify", "--run-dir", run).returncode == 0
