@@ -49,11 +49,14 @@ class Manifest:
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.root).as_posix()
 
-    def record(self, *paths: Path) -> None:
-        """Add the current checksums of ``paths``."""
+    def record(self, *paths: Path, forget: tuple[str, ...] = ()) -> None:
+        """Add the current checksums of ``paths``; drop the entries named in ``forget`` whose file we deleted."""
         files = self.files(creating=True)
         for p in paths:
             files[self.relative(p)] = sha256_file(p)
+        for rel in forget:
+            if not (self.root / rel).exists():
+                files.pop(rel, None)
         self.write(files)
 
     def write(self, files: dict[str, str]) -> None:

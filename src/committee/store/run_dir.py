@@ -235,12 +235,7 @@ class RunDir:
         # manifest with the new member's checksums (a kill in between is finished by recover()).
         self._file("metrics.json").unlink(missing_ok=True)
         if self.keeps_manifest:
-            files = self.manifest.files()
-            files.pop("metrics.json", None)
-            d = self._member_dir(name)
-            recorded = [d / f for f in self.RECORDED_MEMBER_FILES if (d / f).exists()]
-            files.update({self.manifest.relative(p): sha256_file(p) for p in recorded})
-            self.manifest.write(files)
+            self.record_member(name)
         swap.discard_old(self._member_dir(name))
 
     def recover(self) -> list[str]:
@@ -298,7 +293,8 @@ class RunDir:
     def record_member(self, name: str) -> None:
         """Add a finished member's checksums to manifest.json."""
         d = self._member_dir(name)
-        self.manifest.record(*(d / f for f in self.RECORDED_MEMBER_FILES))
+        # metrics.json is gone when the member replaced one (swap), also when a cluster worker swapped it.
+        self.manifest.record(*(d / f for f in self.RECORDED_MEMBER_FILES), forget=("metrics.json",))
 
     def member_files(self, name: str) -> dict[str, bytes]:
         """A finished member's files as bytes (to ship them from a worker to the driver)."""
