@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,57 @@ def run_copy(finished_run, tmp_path, monkeypatch) -> Path:
     shutil.copytree(finished_run, dst)
     shutil.copy(finished_run.parent / "x.npy", tmp_path / "x.npy")
     return dst
+
+
+# A user's own architecture, as a user writes it: a tiny MLP-Mixer in a module of their own that
+# registers itself when imported (``committee ... --import mymodels.py``).
+USER_MODULE = '''
+import torch
+from torch import nn
+
+import committee
+
+
+class TinyMixer(nn.Module):
+    """A tiny MLP-Mixer: 7x7 patches, one token-mixing and one channel-mixing layer."""
+
+    def __init__(self, in_channels=1, image_size=28, n_classes=10, dim=16, patch=7):
+        super().__init__()
+        self.patch = nn.Conv2d(in_channels, dim, patch, stride=patch)
+        tokens = (image_size // patch) ** 2
+        self.mix_tokens = nn.Linear(tokens, tokens)
+        self.mix_channels = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, n_classes)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2)  # (B, dim, T)
+        t = (t + self.mix_tokens(t)).transpose(1, 2)  # (B, T, dim)
+        t = t + self.mix_channels(t)
+        return self.head(self.norm(t).mean(1))
+
+
+committee.register_model("{name}", TinyMixer)
+'''
+
+
+def write_user_module(directory: Path, name: str = "mixer", stem: str = "mymodels") -> Path:
+    """A .py file registering :data:`USER_MODULE`'s TinyMixer as ``name``; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.py"
+    path.write_text(USER_MODULE.replace("{name}", name))
+    return path
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """The registry and the imported user files as they were before the test (a test may register models)."""
+    from committee.models import registry, user_models
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(user_models, "_BY_PATH", {})
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(("mymodels", "committee_user_", "broken", "epmodels", "badmodels")):
+            del sys.modules[name]

@@ -28,6 +28,7 @@ _EXPORTS = {
     "Abstention": "committee.serving.trained",
     "RunResult": "committee.store.records",
     "register_model": "committee.models.registry",
+    "import_models": "committee.models.user_models",
     "train": "committee.study.api",
     "evaluate": "committee.study.api",
     "results": "committee.study.api",
@@ -45,4 +46,4 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'committee' has no attribute {name!r}")
     module = importlib.import_module(_EXPORTS[name])
-    return getattr(module, "register" if name == "register_model" else name)
+    return getattr(module, name)

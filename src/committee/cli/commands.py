@@ -59,9 +59,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from committee.models.layer_table import format_summary, summary
     from committee.models.registry import build_model, count_params, get_spec, model_names
+    from committee.models.user_models import import_models
 
+    import_models(args.imports or ())
+    build = lambda n: build_model(n, **get_spec(n).kwargs_for())  # noqa: E731
     if args.summary:
-        model = build_model(get_spec(args.summary).name)
+        model = build(get_spec(args.summary).name)
         if args.json:
             return emit_json({"name": args.summary, "params": count_params(model), "layers": summary(model)})
         print(format_summary(args.summary, model))
@@ -69,9 +72,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [
         {
             "name": n,
-            "params": count_params(build_model(n)),
+            "params": count_params(build(n)),
             "description": get_spec(n).description,
             "variants": list(get_spec(n).options),
+            "origin": get_spec(n).origin,
         }
         for n in model_names()
     ]

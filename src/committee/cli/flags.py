@@ -185,12 +185,72 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+class AppendTuple(argparse.Action):
+    """A repeatable flag collected into a tuple (a RunConfig field is a tuple, not a list)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, (*(getattr(namespace, self.dest) or ()), values))
+
+
+class InitPairs(argparse.Action):
+    """``--init MEMBER=FILE`` (repeatable) collected into ``{member: file}``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        member, sep, file = values.partition("=")
+        if not sep or not member.strip() or not file.strip():
+            raise UsageError(f"--init takes MEMBER=FILE, got {values!r} (see `{parser.prog} --help`)")
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), member.strip(): file.strip()})
+
+
+def add_import_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action=AppendTuple,
+        metavar="MODULE",
+        help="a module name or a .py file that registers your own architectures with committee.register_model, "
+        "imported first (repeatable; it runs your code, by design)",
+    )
+
+
+def add_own_model_args(g: argparse._ArgumentGroup) -> None:
+    """Your own architectures, initial weights and fine-tuning (docs/guide/own-models.md)."""
+    add_import_arg(g)
+    g.add_argument(
+        "--init",
+        action=InitPairs,
+        metavar="MEMBER=FILE",
+        help="start MEMBER from weights in FILE: .safetensors, a .pt/.pth state dict (loaded with "
+        "weights_only: never unpickled objects) or an earlier run's member folder (runs/x/members/m); repeatable",
+    )
+    g.add_argument(
+        "--init-partial",
+        action="store_true",
+        default=None,
+        help="load the tensors whose names and shapes match and keep the rest as initialised (a new head when the "
+        "class count differs); default: every tensor must match",
+    )
+    g.add_argument(
+        "--freeze-epochs",
+        type=non_negative_int,
+        metavar="N",
+        help="train only the head (the last Linear layer) for the first N epochs (default 0)",
+    )
+    g.add_argument(
+        "--backbone-lr-scale",
+        type=non_negative_float,
+        metavar="F",
+        help="learning rate of everything but the head, as a fraction of the head's (default 1)",
+    )
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """Every flag of a training command: the run directory, training, recipe, variants, backend and data."""
     p.add_argument("--run-dir", required=True, type=Path, help="directory the run is written to")
     g = p.add_argument_group("training")
     add_member_args(g)
     add_recipe_args(g)
+    add_own_model_args(p.add_argument_group("your own models and fine-tuning (docs/guide/own-models.md)"))
     add_variant_args(
         p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
     )

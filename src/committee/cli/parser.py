@@ -9,6 +9,7 @@ from committee.base.version import __version__
 from committee.cli.flags import (
     Parser,
     add_data_args,
+    add_import_arg,
     add_limit_args,
     add_preset_arg,
     add_train_args,
@@ -28,6 +29,7 @@ def add_info_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="list the registered architectures")
     p.add_argument("--summary", metavar="NAME", help="print a Keras-style layer table for one model")
+    add_import_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser(

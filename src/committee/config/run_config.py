@@ -19,7 +19,8 @@ from committee.base.names import check_member_name
 from committee.data.augment import AugmentParams
 from committee.data.sources import FASHION, DataSpec
 from committee.data.splits import SPLITS
-from committee.models.registry import get_spec
+from committee.models.registry import get_spec, register_model
+from committee.models.user_models import import_models, restore_models
 from committee.rules.committee_rules import check_rules
 
 # Bumped when the layout of a run directory or config.json changes incompatibly.
@@ -55,6 +56,8 @@ MEMBER_OPTIONS = (
     "ema",
     "bias_lr",
     "freeze_bn_scale",
+    "freeze_epochs",
+    "backbone_lr_scale",
 )
 
 # The recipe a member records in member.json (optimizer, schedule and the airbench-style tricks).
@@ -67,6 +70,8 @@ RECIPE_OPTIONS = (
     "bias_lr",
     "freeze_bn_scale",
     "alt_flip",
+    "freeze_epochs",
+    "backbone_lr_scale",
 )
 
 
@@ -128,6 +133,8 @@ class MemberOptions:
     ema: float
     bias_lr: float
     freeze_bn_scale: bool
+    freeze_epochs: int = 0
+    backbone_lr_scale: float = 1.0
     epochs: int | None = None
     variant: str | None = None
 
@@ -222,10 +229,33 @@ class RunConfig:
     ema: float = 0.0
     bias_lr: float = 1.0  # learning-rate multiplier for biases and batch-norm shifts
     freeze_bn_scale: bool = False  # batch-norm scales fixed at 1 (not trained)
+    # Fine-tuning: the backbone (all but the head, the last Linear) frozen for the first N epochs,
+    # and its learning rate a fraction of the head's after that.
+    freeze_epochs: int = 0
+    backbone_lr_scale: float = 1.0
+    # Your own architectures: modules or .py files to import first (--import), and where each of the
+    # run's user architectures is defined ({arch: "module:qualname"}, filled in when the run is made).
+    imports: tuple[str, ...] = ()
+    model_sources: dict[str, str] = field(default_factory=dict)
+    # Initial weights per member ({member: file}: safetensors, a .pt state dict, or an earlier run's
+    # member folder); init_partial loads what fits by name and shape and keeps the rest as initialised.
+    init: dict[str, str] = field(default_factory=dict)
+    init_partial: bool = False
     # Per-member overrides of any option above: {member: {"arch", "bn", "dropout", "augment", "seed",
     # "epochs", "lr", "optimizer", ...}}.
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
     member_options: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A member given as a factory or nn.Module class (the Python API): registered under its name.
+        if any(not isinstance(m, str) for m in self.members):
+            names = []
+            for m in self.members:
+                if not isinstance(m, str):
+                    register_model(getattr(m, "__name__", type(m).__name__), m)
+                    m = getattr(m, "__name__", type(m).__name__)
+                names.append(m)
+            object.__setattr__(self, "members", tuple(names))
 
     def options_for(self, member: str | None) -> MemberOptions:
         """The resolved options of one member (global flags, then its overrides); None: the run's."""
@@ -246,8 +276,11 @@ class RunConfig:
 
     def check(self) -> RunConfig:
         """Validate once, for the CLI and the Python API alike: every member's architecture,
-        optimizer, schedule and ranges, the committee rules, no member twice. Raises UsageError."""
+        optimizer, schedule and ranges, the committee rules, no member twice. Raises UsageError.
 
+        Imports the run's own modules first (``imports``, ``model_sources``), so their architectures are known."""
+        import_models(self.imports)
+        restore_models(self.model_sources)
         for member in (*self.members, *self.member_options):
             check_member_name(member)
         if len(set(self.members)) != len(self.members):
@@ -255,6 +288,10 @@ class RunConfig:
         if not self.members:
             raise UsageError("give at least one member")
         self._check_ranges()
+        unknown = sorted(set(self.init) - set(self.members))
+        if unknown:
+            members = ", ".join(self.members)
+            raise UsageError(f"--init names {', '.join(unknown)}, not a member of this committee ({members})")
         check_rules(self.rules)
         if self.channels not in CHANNELS:
             raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
@@ -280,6 +317,8 @@ class RunConfig:
                 raise UsageError("--bias-lr must be positive")
             if o.tta not in (None, 0, 1, 2):
                 raise UsageError("--tta must be 0, 1 or 2")
+            if o.freeze_epochs < 0 or o.backbone_lr_scale < 0:
+                raise UsageError("--freeze-epochs and --backbone-lr-scale must be 0 or more")
             self.augment_params(member)
         return self
 
@@ -315,6 +354,7 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["members"] = list(self.members)
         d["rules"] = list(self.rules)
+        d["imports"] = list(self.imports)
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
@@ -335,13 +375,16 @@ class RunConfig:
             raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
         kw = {k: v for k, v in d.items() if k in names}
         check_field_types(cls, kw, source)
-        for key in ("members", "rules", "classes"):
+        for key in ("members", "rules", "classes", "imports"):
             if not all(isinstance(v, str) for v in kw.get(key) or ()):
                 raise CommitteeError(f"{source}: {key} must be a list of names")
-        for key in ("member_epochs", "member_options"):
+        for key in ("member_epochs", "member_options", "model_sources", "init"):
             if not all(isinstance(k, str) for k in kw.get(key) or {}):
                 raise CommitteeError(f"{source}: {key} must be keyed by member name")
-        for key in ("members", "rules", "classes"):
+        for key in ("model_sources", "init"):
+            if not all(isinstance(v, str) for v in (kw.get(key) or {}).values()):
+                raise CommitteeError(f"{source}: {key} must map names to strings")
+        for key in ("members", "rules", "classes", "imports"):
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)

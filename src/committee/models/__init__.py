@@ -4,6 +4,6 @@ Importing the package registers the zoo, so ``get_spec`` and ``build_model`` kno
 """
 
 from committee.models import zoo  # noqa: F401  (registers the architectures)
-from committee.models.registry import build_model, count_params, get_spec, model_names, register
+from committee.models.registry import build_model, count_params, get_spec, model_names, register_model
 
-__all__ = ["build_model", "count_params", "get_spec", "model_names", "register"]
+__all__ = ["build_model", "count_params", "get_spec", "model_names", "register_model"]

@@ -27,6 +27,7 @@ from committee.evaluation.shift_suite import Scorer, evaluate_shift
 from committee.models.engine import for_engine
 from committee.models.inference import predict_logits, predict_probs
 from committee.models.registry import build_model
+from committee.models.user_models import check_origin
 from committee.rules.committee_rules import DEFAULT_RULE, check_rules, combine, fit_rule
 from committee.serving.abstention import fit_abstention
 from committee.serving.onnx_export import export_onnx
@@ -97,6 +98,8 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
 def load_member(run: RunDir, name: str) -> nn.Module:
     """A finished member rebuilt from member.json, with its verified weights, in eval mode."""
     info = run.member_info(name)
+    run.config()  # imports the run's own modules, so its user architectures are known
+    check_origin(name, info.get("origin"))
     try:
         model = for_engine(build_model(info.get("arch", name), **(info.get("model_kwargs") or {})))
     except (TypeError, ValueError, RuntimeError) as exc:  # model_kwargs the architecture does not take

@@ -51,7 +51,7 @@ def run_job(
     import socket
 
     start = time.perf_counter()
-    cfg = job.config
+    cfg = job.config.check()  # in a worker process: imports the run's own modules first
     ds = dataset if dataset is not None else load_cached(cfg.data_spec())
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = train_member(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from committee.base.console import log
@@ -10,9 +11,11 @@ from committee.base.machine import environment
 from committee.config.run_config import RunConfig
 from committee.data.sources import load_cached
 from committee.data.splits import describe, make_splits
-from committee.models.registry import build_model
+from committee.models.registry import build_model, get_spec
+from committee.models.user_models import check_user_model, factory_ref, is_file_source
 from committee.store.run_dir import RunDir
 from committee.study.jobs import TrainJob
+from committee.training.fine_tune import initialise
 from committee.training.loop import member_model
 from committee.training.step import resolve_device
 
@@ -55,7 +58,7 @@ def prepare(
             + (f"to train {', '.join(to_train)}" if to_train else "nothing left to train")
         )
         return cfg, to_train
-    cfg.check()
+    cfg = with_sources(cfg.check())
     if not cfg.fashion_mnist:  # a path: absolute, so --resume and cluster workers find it from anywhere
         cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
     to_train = list(cfg.members)
@@ -70,6 +73,9 @@ def prepare(
         cfg = cfg.replace(
             members=tuple(dict.fromkeys([*old.members, *cfg.members])),
             member_options={**old.member_options, **{m: cfg.options_for(m).to_dict() for m in to_train}},
+            imports=tuple(dict.fromkeys([*old.imports, *cfg.imports])),
+            model_sources={**old.model_sources, **cfg.model_sources},
+            init={**old.init, **cfg.init},
         )
     else:
         cfg = cfg.replace(member_options={m: cfg.options_for(m).to_dict() for m in cfg.members})
@@ -86,12 +92,42 @@ def prepare(
     return cfg, to_train
 
 
+def absolute(source: str) -> str:
+    return str(Path(source).expanduser().resolve())
+
+
+def with_sources(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with what another process needs to rebuild its members: absolute paths of imported files
+    and initial weights, and where each user architecture is defined (``model_sources``)."""
+    sources = dict(cfg.model_sources)
+    for m in cfg.members:
+        spec = get_spec(cfg.options_for(m).arch)
+        ref = factory_ref(spec)
+        if ref is not None:
+            sources[spec.name] = ref
+        elif not spec.builtin and not spec.origin.get("entry_point"):
+            warnings.warn(
+                f"member {m}: {spec.origin['module']}.{spec.origin['qualname']} is defined in a script or inside "
+                "a function: this process trains it, but --resume, Ray workers and later commands cannot rebuild "
+                "it; define it in a module and pass --import",
+                stacklevel=2,
+            )
+    return cfg.replace(
+        imports=tuple(absolute(s) if is_file_source(s) else s for s in cfg.imports),
+        init={m: absolute(f) for m, f in cfg.init.items()},
+        model_sources=sources,
+    )
+
+
 def check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
-    """Build each member once for the data's shape, so one too small for it fails before any training."""
+    """Build each member once for the data's shape, so one too small for it fails before any training;
+    train each user architecture one step on a dummy batch, and load each member's initial weights."""
 
     for m in members:
         spec, kwargs = member_model(cfg, m, ds)
-        build_model(spec.name, **kwargs)
+        model = build_model(spec.name, **kwargs)
+        check_user_model(spec.name, kwargs)
+        initialise(model, m, cfg, quiet=True)
 
 
 def make_jobs(

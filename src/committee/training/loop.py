@@ -35,7 +35,10 @@ from committee.models.inference import predict_logits, timed_predict_probs
 from committee.models.layer_table import summary
 from committee.models.layers import fit_whitening, mirror_views_only
 from committee.models.registry import ModelSpec, build_model, count_params, get_spec, input_shape_of
+from committee.models.transfer import InitReport
+from committee.models.user_models import origin_record
 from committee.store.run_dir import RunDir
+from committee.training.fine_tune import freeze_for_epoch, initialise, trainable_names
 from committee.training.precision import cache_key, choose, step_rate
 from committee.training.step import lr_factor, make_optimizer, member_seed, moving_average, train_step, training_layout
 
@@ -66,6 +69,8 @@ class MemberTraining:
     precision_rates: dict = field(default_factory=dict)  # what an auto choice rests on
     ema: AveragedModel | None = None  # the weights' moving average: evaluated and saved when on
     flip_bits: torch.Tensor | None = None  # bool (N,): alternating flips' first-epoch coin per image
+    init: InitReport | None = None  # the initial weights loaded from a file (--init), if any
+    trainable: set[str] = field(default_factory=set)  # parameter names that train when nothing is frozen
     history: list[dict] = field(default_factory=list)
     best_acc: float = -1.0
     best_epoch: int = 0
@@ -111,24 +116,22 @@ def member_model(cfg: RunConfig, name: str, dataset: Dataset) -> tuple[ModelSpec
 
 
 def build_member_model(
-    spec: ModelSpec,
-    model_kwargs: dict,
-    seed: int,
-    layout: torch.memory_format,
-    device: str,
-    x_train: torch.Tensor,
-    freeze_bn_scale: bool,
-) -> nn.Module:
-    """The member's model, seeded, in its training layout; whitening fitted, BN scales frozen if asked."""
+    spec: ModelSpec, model_kwargs: dict, seed: int, device: str, x_train: torch.Tensor, freeze_bn_scale: bool
+) -> tuple[nn.Module, torch.memory_format]:
+    """The member's model, seeded, and its training layout (the model in it); whitening fitted, BN scales
+    frozen if asked."""
     torch.manual_seed(seed)
-    model = for_engine(build_model(spec.name, **model_kwargs)).to(device, memory_format=layout)
+    model = for_engine(build_model(spec.name, **model_kwargs))
+    is_conv = spec.is_conv if spec.is_conv is not None else any(isinstance(m, nn.Conv2d) for m in model.modules())
+    layout = training_layout(is_conv)
+    model = model.to(device, memory_format=layout)
     # Whitening filters from the first 5,000 training images (the validation split is never seen).
     fit_whitening(model, to_float(x_train[:5000]))
     if freeze_bn_scale:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
                 m.weight.requires_grad_(False)
-    return model
+    return model, layout
 
 
 def member_augmentation(
@@ -161,11 +164,13 @@ def setup_member(
     spec, model_kwargs = member_model(cfg, name, dataset)
     run.start_member(name)
     seed = member_seed(opts.seed, name)
-    layout = training_layout(spec.is_conv)
     x_train = dataset.images[splits.train]
-    model = build_member_model(spec, model_kwargs, seed, layout, device, x_train, opts.freeze_bn_scale)
+    model, layout = build_member_model(spec, model_kwargs, seed, device, x_train, opts.freeze_bn_scale)
+    init = initialise(model, name, cfg)  # a resumed checkpoint below replaces these weights
     aug_params, aug_generator = member_augmentation(cfg, name, opts, seed)
-    new_optimizer = lambda net: make_optimizer(net, opts.optimizer, opts.lr, opts.weight_decay, opts.bias_lr)  # noqa: E731
+    new_optimizer = lambda net: make_optimizer(  # noqa: E731
+        net, opts.optimizer, opts.lr, opts.weight_decay, opts.bias_lr, opts.backbone_lr_scale
+    )
     optimizer = new_optimizer(model)
     batch_size = cfg.batch_size or spec.batch_size
     n_classes = len(dataset.class_names)
@@ -205,6 +210,8 @@ def setup_member(
         rates,
         ema,
         flip_bits,
+        init=init,
+        trainable=trainable_names(model),
     )
     if resume and run.has_checkpoint(name):
         resume_from_checkpoint(t, run)
@@ -286,6 +293,7 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     epoch, n_train = t.next_epoch, len(t.x_train)
     epoch_start = time.perf_counter()
     t.model.train()
+    freeze_for_epoch(t.model, epoch, t.opts.freeze_epochs, t.trainable)
     loss_sum, correct = train_pass(t, epoch, progress_bar(t, epoch, progress))
     epoch_train_seconds = time.perf_counter() - epoch_start
     t.train_seconds += epoch_train_seconds
@@ -339,6 +347,8 @@ def finish_member(
         "model_kwargs": t.model_kwargs,
         "augment": vars(t.aug_params) if t.aug_params else None,
         "description": t.spec.description,
+        **({"origin": origin_record(t.spec)} if not t.spec.builtin else {}),
+        **({"init": t.init.to_dict()} if t.init else {}),
         "params": count_params(t.model),
         "layers": layers,
         "epochs_run": len(t.history),

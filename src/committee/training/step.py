@@ -14,6 +14,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.models.inference import autocast
+from committee.models.transfer import head_parameter_names
 
 
 def member_seed(seed: int, name: str) -> int:
@@ -36,22 +37,40 @@ def training_layout(is_conv: bool) -> torch.memory_format:
 
 
 def make_optimizer(
-    model: torch.nn.Module, kind: str, lr: float, weight_decay: float = 0.0, bias_lr: float = 1.0
+    model: torch.nn.Module,
+    kind: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    bias_lr: float = 1.0,
+    backbone_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
     """Adam (the seed's), AdamW or Nesterov SGD over the trainable parameters; weight decay
     skips biases and norm weights, whose learning rate is ``bias_lr`` times the others'
-    (each group's ``lr_scale``, applied by the schedule in :func:`run_epoch`).
+    (each group's ``lr_scale``, applied by the schedule in :func:`run_epoch`). With
+    ``backbone_lr_scale`` != 1 everything but the head (:mod:`committee.models.transfer`)
+    learns at that fraction of the head's rate (fine-tuning).
 
     fused: one kernel per parameter group for the whole update, several times faster
     optimizer steps than foreach here (``benchmarks/engine_ab.py``, "foreach Adam" column).
     """
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim > 1]
-    other = [p for p in trainable if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-        {"params": other, "weight_decay": 0.0, "lr_scale": bias_lr, "lr": lr * bias_lr},
-    ]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    head = head_parameter_names(model) if backbone_lr_scale != 1.0 else None
+    parts = (
+        [(named, 1.0)]
+        if head is None
+        else [
+            ([(n, p) for n, p in named if n not in head], backbone_lr_scale),
+            ([(n, p) for n, p in named if n in head], 1.0),
+        ]
+    )
+    groups = []
+    for params, scale in parts:
+        decay = [p for _, p in params if p.ndim > 1]
+        other = [p for _, p in params if p.ndim <= 1]
+        groups += [
+            {"params": decay, "weight_decay": weight_decay, "lr_scale": scale, "lr": lr * scale},
+            {"params": other, "weight_decay": 0.0, "lr_scale": bias_lr * scale, "lr": lr * bias_lr * scale},
+        ]
     if kind == "adam":
         return torch.optim.Adam(groups, lr=lr, fused=True)
     if kind == "adamw":
