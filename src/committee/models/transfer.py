@@ -73,7 +73,7 @@ class InitReport:
 
 
 def shape_text(t: torch.Tensor) -> str:
-    return "(" + ", ".join(map(str, t.shape)) + ")"
+    return str(tuple(t.shape))
 
 
 def load_matching(

@@ -6,6 +6,7 @@ which refuses any pickled object that is not a tensor or a plain container.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -38,9 +39,11 @@ def state_from_pickle(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (first: {found.group(1)})" if found else ""
         raise CommitteeError(
-            f"{path}: refused: it holds pickled Python objects that weights-only loading does not allow "
-            f"(nothing in it was run): {first_line(exc)[:200]}"
+            f"{path}: refused: it holds pickled Python objects{what} that weights-only loading does not allow; "
+            "nothing in it was run. Save a state dict (model.state_dict()) or safetensors instead"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CommitteeError(f"{path}: not a readable PyTorch file ({first_line(exc)[:200]})") from None
