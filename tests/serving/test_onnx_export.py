@@ -76,3 +76,33 @@ def test_module_rejects_unexportable_rule(run_and_images):
 
     with pytest.raises(UsageError, match="cannot be exported"):
         build_committee_module(Committee.load(run_and_images[0] / "run", "stack"), True)
+
+
+def test_a_member_that_cannot_be_traced_is_one_line_and_nothing_is_written(tmp_path, capsys, clean_registry):
+    from conftest import cli, synthetic_arrays, write_dataset
+
+    module = tmp_path / "branchy.py"
+    module.write_text(
+        "from torch import nn\nimport committee\n"
+        "class Branchy(nn.Module):\n"
+        "    def __init__(self, in_channels, image_size, n_classes):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(in_channels * image_size ** 2, n_classes)\n"
+        "    def forward(self, x):\n"
+        "        z = self.fc(x.flatten(1))\n"
+        "        if z.mean() > 0:  # a Python branch on a value: torch.export cannot trace it\n"
+        "            return z\n"
+        "        return -z\n"
+        "committee.register_model('branchy', Branchy)\n"
+    )
+    write_dataset(tmp_path / "data", synthetic_arrays(n_train=100, n_test=40))
+    run = tmp_path / "run"
+    code, _, err = cli(
+        capsys, "train", "--run-dir", run, "--import", module, "--data-dir", tmp_path / "data", "--no-verify",
+        "--members", "shallow,branchy", "--epochs", "1", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = cli(capsys, "export", "--run-dir", run, "--out", tmp_path / "c.onnx")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "member branchy cannot be exported to ONNX" in err and "branchy.py:9 `if z.mean() > 0:" in err
+    assert not (tmp_path / "c.onnx").exists() and not list(tmp_path.glob("*.tmp"))

@@ -231,6 +231,27 @@ def test_a_job_that_raises_is_reported_and_the_others_finish(cluster, data_dir, 
     assert not RunDir(run_dir).is_finished("fast_cnn")
 
 
+def test_a_worker_that_cannot_import_a_users_module_fails_only_that_job(
+    cluster, data_dir, tmp_path, monkeypatch, clean_registry
+):
+    """The module imports in the driver but raises in any other process: its member's job fails with the
+    module's one-line reason; the registry member finishes."""
+    module = tmp_path / "driveronly.py"
+    module.write_text(
+        "import os\nfrom torch import nn\nimport committee\n"
+        "if os.getpid() != int(os.environ['DRIVER_PID']):\n    raise ImportError('not on this worker')\n"
+        "def net(in_channels, image_size, n_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size ** 2, n_classes))\n"
+        "committee.register_model('drivernet', net)\n"
+    )
+    monkeypatch.setenv("DRIVER_PID", str(os.getpid()))
+    cfg = config(data_dir, members=("shallow", "drivernet"), epochs=1, imports=(str(module),))
+    run_dir = tmp_path / "run"
+    with pytest.raises(CommitteeError, match=r"1 of 2 job\(s\) failed.*drivernet: --import .*driveronly.py: importing"):
+        pipeline.train(cfg, run_dir, progress=False, executor=RayExecutor())
+    assert RunDir(run_dir).is_finished("shallow") and not RunDir(run_dir).is_finished("drivernet")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_the_cli_runs_a_study_on_the_cluster_and_resumes_after_the_driver_is_killed(cluster, data_dir, tmp_path, sig):
     run_dir = tmp_path / "cli"

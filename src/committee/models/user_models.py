@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from committee.base.errors import UsageError
 from committee.base.fileio import sha256_file
-from committee.models.registry import ModelSpec, build_model, get_spec, is_registered, register_model
+from committee.models.registry import ModelSpec, build_model, entry_points, get_spec, is_registered, register_model
 
 # Files imported by path in this process: resolved path -> module (importing twice runs the file once).
 _BY_PATH: dict[Path, ModuleType] = {}
@@ -111,6 +111,18 @@ def restore_models(sources: dict[str, str]) -> None:
         except AttributeError:
             raise UsageError(f"model {name!r}: {where} has no {qualname!r} any more (the run recorded {ref})") from None
         register_model(name, factory)
+
+
+def ensure_model(arch: str, imports: Iterable[str], sources: dict[str, str]) -> None:
+    """Make ``arch`` known in this process (a cluster worker) with as little of the user's code as it
+    needs: nothing for the zoo or an installed entry point, its recorded source, else the run's imports.
+    So a worker that cannot import one user's module fails only the jobs whose members need it."""
+    if is_registered(arch) or arch in entry_points():
+        return
+    if arch in sources:
+        restore_models({arch: sources[arch]})
+    else:
+        import_models(imports)
 
 
 def origin_record(spec: ModelSpec) -> dict | None:

@@ -6,6 +6,14 @@ per dtype; choose with ``--input-dtype``). Output ``probabilities``: ``(N, K)``.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -73,6 +81,54 @@ def build_committee_module(committee: Committee, uint8_input: bool) -> Committee
     ).eval()
 
 
+@contextlib.contextmanager
+def quiet_output() -> Iterator[None]:
+    """Silence what torch.export prints (graphs, warnings): its loggers, Python's streams and the file
+    descriptors (C++ code writes to those)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    logging.disable(logging.CRITICAL)
+    with tempfile.TemporaryFile() as sink, io.StringIO() as text:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            logging.disable(logging.NOTSET)
+
+
+def trace_failure(exc: BaseException) -> str:
+    """Why torch.export failed, in one line: the root error and the user's line that raised it."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(exc) + "\n" + str(root)
+    lines = [line.strip() for line in str(root).strip().splitlines() if line.strip()]
+    where = re.search(r'The following call raised this error:\s+File "([^"]+)", line (\d+)[^\n]*\n\s*(.+)', text)
+    at = f" at {where.group(1)}:{where.group(2)} `{where.group(3).strip()}`" if where else ""
+    return f"{type(root).__name__}: {lines[0][:160] if lines else ''}{at}"
+
+
+def untraceable_member(committee: Committee) -> tuple[str, str] | None:
+    """(member, why) of the first member torch.export cannot trace on its own, or None."""
+    x = torch.rand(2, *committee.input_shape)
+    for name, member in committee.members_.items():
+        try:
+            with quiet_output():
+                torch.export.export(member, (x,), strict=False)
+        except Exception as exc:  # any tracing failure of the user's code: told in one line
+            return name, trace_failure(exc)
+    return None
+
+
 def export_onnx(committee: Committee, out: Path, input_dtype: str = "uint8") -> Path:
     """Write the committee as ONNX (atomically) and return its path."""
     try:
@@ -86,15 +142,27 @@ def export_onnx(committee: Committee, out: Path, input_dtype: str = "uint8") -> 
     example = torch.randint(0, 256, shape, dtype=torch.uint8) if input_dtype == "uint8" else torch.rand(shape)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     remove_stale_temps(out)  # left by an export that was killed
-    with atomic_path(out) as tmp:
-        program = torch.onnx.export(
-            module,
-            (example,),
-            dynamo=True,
-            input_names=["images"],
-            output_names=["probabilities"],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
-        program.save(str(tmp))
+    try:
+        with atomic_path(out) as tmp:
+            with quiet_output():
+                program = torch.onnx.export(
+                    module,
+                    (example,),
+                    dynamo=True,
+                    input_names=["images"],
+                    output_names=["probabilities"],
+                    dynamic_shapes=({0: batch},),
+                    verbose=False,
+                )
+                program.save(str(tmp))
+    except CommitteeError:
+        raise
+    except Exception as exc:  # torch.export's own errors are pages long: one line, naming the member
+        culprit = untraceable_member(committee)
+        if culprit is not None:
+            raise CommitteeError(
+                f"member {culprit[0]} cannot be exported to ONNX: torch.export cannot trace it ({culprit[1]}); "
+                "nothing was written"
+            ) from None
+        raise CommitteeError(f"ONNX export failed ({trace_failure(exc)}); nothing was written") from None
     return out

@@ -15,6 +15,7 @@ from typing import Protocol
 from committee.config.run_config import RunConfig
 from committee.data.sources import load_cached
 from committee.data.splits import make_splits
+from committee.models.user_models import ensure_model
 from committee.store.run_dir import RunDir
 from committee.training.loop import train_member
 from committee.training.step import resolve_device
@@ -51,7 +52,10 @@ def run_job(
     import socket
 
     start = time.perf_counter()
-    cfg = job.config.check()  # in a worker process: imports the run's own modules first
+    cfg = job.config
+    # In a worker process: import what this member's architecture needs (only that, so a module that
+    # does not import there fails only the jobs that need it).
+    ensure_model(cfg.options_for(job.member).arch, cfg.imports, cfg.model_sources)
     ds = dataset if dataset is not None else load_cached(cfg.data_spec())
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
     info = train_member(
