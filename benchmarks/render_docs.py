@@ -55,7 +55,8 @@ def index_page() -> str:
         + "# Results\n\nEvery figure of the project lives in a JSON file under `benchmarks/results/`, written by the "
         "script named in its command; these pages are rendered from them. Compare figures only within one CPU "
         "and one sitting.\n\n- [Time to accuracy: the presets](presets.md)\n- [Speed: committee bench and the seed's "
-        "stack](speed.md)\n\n" + table(["file", "command", "CPU", "threads", "torch"], rows)
+        "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n\n"
+        + table(["file", "command", "CPU", "threads", "torch"], rows)
     )
 
 
@@ -155,7 +156,53 @@ def speed_page() -> str:
     )
 
 
-PAGES = {"index.md": index_page, "presets.md": presets_page, "speed.md": speed_page}
+def transfer_page() -> str:
+    doc = load("transfer_digits.json")
+    p, pre, proto = provenance(doc), doc["pretrain"], doc["protocol"]
+    cells = {(c["shots"], c["init"], c["what"]): c for c in doc["summary"]}
+
+    def cell(shots, init, what) -> str:
+        c = cells.get((shots, init, what))
+        if c is None:
+            return "–"
+        lo, hi = c["ci95"]
+        return f"{100 * c['mean']:.2f} ± {100 * c['sd']:.2f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    rows = [
+        [
+            str(shots),
+            *(cell(shots, init, what) for init in ("scratch", "fine-tuned") for what in ("member", "committee")),
+        ]
+        for shots in dict.fromkeys(c["shots"] for c in doc["summary"])
+    ]
+    epochs = {r["shots"]: r["epochs"] for r in doc["runs"]}
+    fm = ", ".join(f"{k} {100 * v:.2f} %" for k, v in pre["fashion_mnist_test"].items())
+    return (
+        HEADER + "# Transfer learning: Fashion-MNIST to handwritten digits\n\n"
+        f"`{p['command']}` on {p['cpu']}, {p['threads']} threads, torch {p['torch']}.\n\n"
+        f"Pretrained once: {pre['recipe']}; Fashion-MNIST test accuracy {fm}. Data: {proto['data']}; "
+        f"test set {proto['test']}; the training images are drawn per seed from a pool of {proto['pool']:,} "
+        "(10 % of them form the validation split that picks each member's best epoch). From scratch and "
+        f"fine-tuned use the same three members, recipe and epochs "
+        f"({', '.join(f'{k}: {v}' for k, v in epochs.items())}; batch {proto['batch_size']}); fine-tuned: "
+        f"{proto['fine_tune']}.\n\n"
+        "Test accuracy (%), mean ± sd over 3 seeds [pooled 95 % Wilson interval over every test prediction]; "
+        "*member* is the average member, *committee* the mean rule of the three.\n\n"
+        + table(
+            [
+                "labelled per class",
+                "scratch, member",
+                "scratch, committee",
+                "fine-tuned, member",
+                "fine-tuned, committee",
+            ],
+            rows,
+        )
+        + "\n![Test accuracy against labelled images per class](transfer_digits.png)\n"
+    )
+
+
+PAGES = {"index.md": index_page, "presets.md": presets_page, "speed.md": speed_page, "transfer.md": transfer_page}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,3 +201,15 @@ def clean_registry(monkeypatch):
     for name in set(sys.modules) - before:
         if name.startswith(("mymodels", "committee_user_", "broken", "epmodels", "badmodels")):
             del sys.modules[name]
+
+
+def train_with_module(capsys, root: Path, module: Path, members: str) -> tuple[int, str, Path]:
+    """``committee train --import MODULE --members ...`` one epoch on tiny synthetic data under ``root``:
+    (exit code, stderr, run directory)."""
+    write_dataset(root / "data", synthetic_arrays(n_train=100, n_test=40))
+    run = root / "run"
+    code, _, err = cli(
+        capsys, "train", "--run-dir", run, "--import", module, "--data-dir", root / "data", "--no-verify",
+        "--members", members, "--epochs", "1", "--quiet",
+    )  # fmt: skip
+    return code, err, run

@@ -11,7 +11,7 @@ import committee
 from committee.base.errors import UsageError
 from committee.models.registry import build_model, get_spec, model_names, register_model
 from committee.models.user_models import check_user_model, factory_ref, import_models, restore_models
-from conftest import cli, synthetic_arrays, write_dataset, write_user_module
+from conftest import cli, synthetic_arrays, train_with_module, write_dataset, write_user_module
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
 
@@ -134,12 +134,7 @@ def test_bad_user_models_are_one_line_and_nothing_is_trained(case, tmp_path, cap
     code_text, message = BAD_MODULES[case]
     module = tmp_path / "badmodels.py"
     module.write_text(code_text + "\n")
-    write_dataset(tmp_path / "data", synthetic_arrays(n_train=100, n_test=40))
-    run = tmp_path / "run"
-    code, _, err = cli(
-        capsys, "train", "--run-dir", run, "--import", module, "--data-dir", tmp_path / "data", "--no-verify",
-        "--members", "bad,shallow", "--epochs", "1", "--quiet",
-    )  # fmt: skip
+    code, err, run = train_with_module(capsys, tmp_path, module, "bad,shallow")
     assert code == 2, err
     import re
 

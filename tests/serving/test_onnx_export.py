@@ -79,7 +79,7 @@ def test_module_rejects_unexportable_rule(run_and_images):
 
 
 def test_a_member_that_cannot_be_traced_is_one_line_and_nothing_is_written(tmp_path, capsys, clean_registry):
-    from conftest import cli, synthetic_arrays, write_dataset
+    from conftest import cli, train_with_module
 
     module = tmp_path / "branchy.py"
     module.write_text(
@@ -95,12 +95,7 @@ def test_a_member_that_cannot_be_traced_is_one_line_and_nothing_is_written(tmp_p
         "        return -z\n"
         "committee.register_model('branchy', Branchy)\n"
     )
-    write_dataset(tmp_path / "data", synthetic_arrays(n_train=100, n_test=40))
-    run = tmp_path / "run"
-    code, _, err = cli(
-        capsys, "train", "--run-dir", run, "--import", module, "--data-dir", tmp_path / "data", "--no-verify",
-        "--members", "shallow,branchy", "--epochs", "1", "--quiet",
-    )  # fmt: skip
+    code, err, run = train_with_module(capsys, tmp_path, module, "shallow,branchy")
     assert code == 0, err
     code, out, err = cli(capsys, "export", "--run-dir", run, "--out", tmp_path / "c.onnx")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
