@@ -3,6 +3,9 @@ and every bad input a clear line with nothing written."""
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -152,3 +155,21 @@ def test_a_module_that_cannot_be_found_says_where_it_looked(capsys):
 def test_models_lists_an_imported_architecture(tmp_path, capsys):
     code, out, _ = cli(capsys, "models", "--import", write_user_module(tmp_path))
     assert code == 0 and "mixer" in out and "tiny MLP-Mixer" in out
+
+
+def test_a_changed_or_moved_module_is_told_in_one_line(tmp_path, capsys):
+    module = write_user_module(tmp_path / "src")
+    code, err, run = train_with_module(capsys, tmp_path, module, "mixer,shallow")
+    assert code == 0, err
+    np.save(tmp_path / "x.npy", synthetic_arrays(n_train=10, n_test=3, seed=2)["test_images"])
+    module.write_text(module.read_text() + "\n# edited after training\n")
+    code, out, err = cli(capsys, "predict", "--run-dir", run, tmp_path / "x.npy")
+    assert code == 0 and f"member mixer: {module} changed since it was trained (sha256" in err, err
+    module.rename(tmp_path / "moved.py")
+    sys.modules.pop("mymodels", None)
+    from committee.models import registry, user_models
+
+    registry._REGISTRY.pop("mixer")  # a fresh process: the module is not imported yet
+    user_models._BY_PATH.clear()
+    code, _, err = cli(capsys, "predict", "--run-dir", run, tmp_path / "x.npy")
+    assert code == 1 and f"--import {module}: no such file" in err, err

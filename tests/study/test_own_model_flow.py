@@ -120,3 +120,8 @@ def test_mixed_committee_through_the_python_api(tmp_path):
     probs = trained.predict_proba(images)
     assert probs.shape == (8, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert result.accuracy("committee:mean") > 0.5
+    ort = pytest.importorskip("onnxruntime")
+    trained.export_onnx(tmp_path / "api.onnx")
+    session = ort.InferenceSession(str(tmp_path / "api.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: images[:, None]})[0]
+    np.testing.assert_allclose(got, probs, atol=1e-5)

@@ -220,8 +220,8 @@ def add_own_model_args(g: argparse._ArgumentGroup) -> None:
         "--init",
         action=InitPairs,
         metavar="MEMBER=FILE",
-        help="start MEMBER from weights in FILE: .safetensors, a .pt/.pth state dict (loaded with "
-        "weights_only: never unpickled objects) or an earlier run's member folder (runs/x/members/m); repeatable",
+        help="start MEMBER from weights in FILE: .safetensors, a .pt/.pth state dict (read with "
+        "weights_only=True: pickled objects are refused) or an earlier run's member folder (runs/x/members/m); repeatable",
     )
     g.add_argument(
         "--init-partial",
