@@ -221,7 +221,7 @@ def add_own_model_args(g: argparse._ArgumentGroup) -> None:
         action=InitPairs,
         metavar="MEMBER=FILE",
         help="start MEMBER from weights in FILE: .safetensors, a .pt/.pth state dict (read with "
-        "weights_only=True: pickled objects are refused) or an earlier run's member folder (runs/x/members/m); repeatable",
+        "weights_only=True: pickled objects are refused) or a run's member folder (runs/x/members/m); repeatable",
     )
     g.add_argument(
         "--init-partial",
