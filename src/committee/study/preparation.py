@@ -12,6 +12,7 @@ from committee.config.run_config import RunConfig
 from committee.data.sources import load_cached
 from committee.data.splits import describe, make_splits
 from committee.models.registry import build_model, get_spec
+from committee.models.transfer import head_parameter_names
 from committee.models.user_models import check_user_model, factory_ref, is_file_source
 from committee.store.run_dir import RunDir
 from committee.study.jobs import TrainJob
@@ -128,6 +129,9 @@ def check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
         model = build_model(spec.name, **kwargs)
         check_user_model(spec.name, kwargs)
         initialise(model, m, cfg, quiet=True)
+        opts = cfg.options_for(m)
+        if opts.freeze_epochs or opts.backbone_lr_scale != 1.0:
+            head_parameter_names(model)  # a model with no head to fine-tune says so now, not at epoch 1
 
 
 def make_jobs(
