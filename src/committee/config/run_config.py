@@ -249,13 +249,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         # A member given as a factory or nn.Module class (the Python API): registered under its name.
         if any(not isinstance(m, str) for m in self.members):
-            names = []
-            for m in self.members:
+            names = tuple(m if isinstance(m, str) else getattr(m, "__name__", type(m).__name__) for m in self.members)
+            for name, m in zip(names, self.members):
                 if not isinstance(m, str):
-                    register_model(getattr(m, "__name__", type(m).__name__), m)
-                    m = getattr(m, "__name__", type(m).__name__)
-                names.append(m)
-            object.__setattr__(self, "members", tuple(names))
+                    register_model(name, m)
+            object.__setattr__(self, "members", names)
 
     def options_for(self, member: str | None) -> MemberOptions:
         """The resolved options of one member (global flags, then its overrides); None: the run's."""
