@@ -56,7 +56,9 @@ def test_sets_match_mapie(method, alpha):
         ProbsAreFeatures(10), confidence_level=1 - alpha, conformity_score=method, random_state=0
     )
     mapie.conformalize(cal, cal_y)
-    _, theirs = mapie.predict_set(test, conformity_score_params={"include_last_label": True} if method == "aps" else None)
+    _, theirs = mapie.predict_set(
+        test, conformity_score_params={"include_last_label": True} if method == "aps" else None
+    )
     ours = prediction_sets(test, fit_conformal(cal, cal_y, alpha, method))
     assert ours.shape == theirs[:, :, 0].shape
     np.testing.assert_array_equal(ours, theirs[:, :, 0])

@@ -18,6 +18,7 @@ SECTIONS = [
     "training",
     "results",
     "calibration",
+    "prediction-sets",
     "diversity",
     "confusion",
     "classification-reports",
@@ -303,3 +304,26 @@ def test_seed_preset_report_compares_with_published_numbers(tmp_path, capsys):
     assert json.loads((run_dir / "members/deep_cnn/member.json").read_text())["augment"] is None
     html = (run_dir / "report.html").read_text()
     assert "<section id='seed-comparison'>" in html and "93.53 %" in html
+
+
+def test_model_card_is_written_with_the_report(run_dir):
+    card = (run_dir / "MODEL_CARD.md").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for heading in (
+        "Model details",
+        "Intended use",
+        "Data",
+        "Metrics",
+        "Calibration",
+        "shift",
+        "Limitations",
+        "How to reproduce",
+    ):
+        assert f"## {heading}" in card or heading in card
+    # numbers come from metrics.json
+    acc = metrics["committees"]["calibrated"]["test"]["accuracy"]
+    assert f"{100 * acc:.2f} %" in card
+    assert "committee run --preset" in card and f"--run-dir {run_dir}" in card
+    assert "Not measured for this run: `committee shift" in card
+    assert "[MODEL_CARD.md](MODEL_CARD.md)" in (run_dir / "report.md").read_text()
+    assert "coverage" in card and "Prediction sets" in (run_dir / "report.md").read_text()

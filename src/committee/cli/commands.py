@@ -175,36 +175,6 @@ def read_inputs(paths: list[str], run: RunDir, invert: str) -> tuple[list[str], 
     return files, arrays, errors
 
 
-def prediction_rows(pred, files: list[str], top_k: int, gate=None) -> list[dict]:
-    """One JSON-able row per image: top-k, each member's vote, entropy, disagreement, abstention flags."""
-    rows = []
-    entropy, disagreement = pred.entropy, pred.disagreement
-    for i, f in enumerate(files):
-        top = pred.top_k(i, min(top_k, len(pred.classes)))
-        row = {
-            "file": f,
-            "label": top[0][0],
-            "index": int(pred.labels[i]),
-            "probability": top[0][1],
-            "top_k": [{"label": c, "probability": p} for c, p in top],
-            "members": {m: pred.classes[int(p[i].argmax())] for m, p in pred.member_probs.items()},
-            "entropy": float(entropy[i]),
-            "disagreement": float(disagreement[i]),
-        }
-        if gate is not None:
-            row.update(
-                {
-                    "abstained": top[0][1] < gate.confidence_threshold,
-                    "confidence_threshold": gate.confidence_threshold,
-                    "out_of_distribution": float(entropy[i]) > gate.ood_threshold,
-                    "ood_score": gate.ood_score,
-                    "ood_threshold": gate.ood_threshold,
-                }
-            )
-        rows.append(row)
-    return rows
-
-
 def print_predictions(rows: list[dict], errors: list[dict]) -> None:
     for p in rows:
         tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in p["top_k"])
@@ -212,8 +182,14 @@ def print_predictions(rows: list[dict], errors: list[dict]) -> None:
         flags = ("  ABSTAINED" if p.get("abstained") else "") + (
             "  OUT OF DISTRIBUTION" if p.get("out_of_distribution") else ""
         )
+        in_set = (
+            f" | {100 * p['set_coverage']:.0f}% set {{{', '.join(p['prediction_set'])}}}"
+            if "prediction_set" in p
+            else ""
+        )
         print(
-            f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f} | {votes}{flags}"
+            f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f}{in_set} "
+            f"| {votes}{flags}"
         )
     for e in errors:
         print(f"committee: error: {e['file']}: {e['error']}", file=sys.stderr)
@@ -222,19 +198,26 @@ def print_predictions(rows: list[dict], errors: list[dict]) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from committee.evaluation.conformal import DEFAULT_ALPHA
     from committee.rules.committee_rules import check_rules
+    from committee.serving.answers import prediction_rows
     from committee.serving.trained import Committee
 
     check_rules([args.rule])
     if (args.coverage is not None or args.target_accuracy is not None) and not args.abstain:
         raise UsageError("--coverage and --target-accuracy go with --abstain")
+    if (args.alpha is not None or args.set_method is not None) and not args.sets:
+        raise UsageError("--alpha and --set-method go with --sets")
+    args.alpha, args.set_method = args.alpha or DEFAULT_ALPHA, args.set_method or "lac"
     run = RunDir(args.run_dir)
     files, arrays, errors = read_inputs(args.inputs, run, args.invert)
     committee = Committee.load(args.run_dir, args.rule, args.precision)
     gate = committee.abstention(args.coverage, args.target_accuracy) if args.abstain else None
-    rows = prediction_rows(committee.explain(np.concatenate(arrays)), files, args.top_k, gate) if files else []
+    sets = committee.conformal(args.alpha, args.set_method) if args.sets else None
+    rows = prediction_rows(committee.explain(np.concatenate(arrays)), files, args.top_k, gate, sets) if files else []
     if args.json:
-        emit_json({"predictions": rows, "errors": errors, **({"abstention": gate.to_dict()} if gate else {})})
+        extra = {**({"abstention": gate.to_dict()} if gate else {}), **({"sets": sets.to_dict()} if sets else {})}
+        emit_json({"predictions": rows, "errors": errors, **extra})
     else:
         print_predictions(rows, errors)
     return 1 if errors else 0

@@ -60,6 +60,27 @@ probability = functools.partial(_number, cast=float, at_least=0, below=1)
 seed_int = functools.partial(_number, cast=int, at_least=0, below=2**32)
 
 
+open_probability = functools.partial(_number, cast=float, above=0, below=1)
+
+
+def add_sets_args(p: argparse.ArgumentParser) -> None:
+    """Conformal prediction sets (predict, serve)."""
+    p.add_argument(
+        "--sets",
+        action="store_true",
+        help="also give each image's prediction set: the classes that hold the true one with probability "
+        ">= 1 - alpha (split conformal, fitted on the run's validation split)",
+    )
+    p.add_argument(
+        "--alpha", type=open_probability, metavar="A", help="--sets: allowed miss rate, in (0, 1) (default 0.1)"
+    )
+    p.add_argument(
+        "--set-method",
+        choices=("lac", "aps"),
+        help="--sets: lac gives the smallest sets on average (default); aps adapts their size to the image",
+    )
+
+
 def add_limit_args(p: argparse.ArgumentParser) -> None:
     """Caps on hostile input (committee.base.limits), on every subcommand that reads data or images."""
     from committee.base.limits import Limits

@@ -12,6 +12,7 @@ from committee.cli.flags import (
     add_import_arg,
     add_limit_args,
     add_preset_arg,
+    add_sets_args,
     add_train_args,
     name_list,
     positive_int,
@@ -138,6 +139,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
         metavar="A",
         help="--abstain: answer as many as still reach accuracy A on validation",
     )
+    add_sets_args(p)
     p.add_argument(
         "--precision",
         choices=("fp32", "bf16"),

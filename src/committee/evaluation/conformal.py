@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from committee.base.errors import UsageError
+from committee.store.records import ConformalRow
 
 METHODS = ("lac", "aps")
 DEFAULT_ALPHA = 0.1
@@ -111,20 +112,6 @@ def set_summary(sets: np.ndarray, labels: np.ndarray) -> dict:
         "singletons": float((size == 1).mean()),
         "empty": float((size == 0).mean()),
     }
-
-
-@dataclass(frozen=True)
-class ConformalRow:
-    """One model's sets at one ``alpha`` and method: fitted on validation, measured on test."""
-
-    model: str  # a member's name or committee:<rule>
-    method: str
-    alpha: float
-    threshold: float
-    coverage: float  # on the test split (validation when the run has none)
-    mean_size: float
-    singletons: float
-    empty: float
 
 
 def conformal_rows(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from committee.base.errors import CommitteeError
+from committee.evaluation.conformal import conformal_rows
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import (
@@ -142,6 +143,14 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         for rule in rules
     }
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
+    sets = []
+    if has_test:  # thresholds fitted on validation, coverage measured on test
+        val = {n: val_stack[i] for i, n in enumerate(names)}
+        test = {n: test_stack[i] for i, n in enumerate(names)}
+        for rule, c in committees.items():
+            val[c.name] = combine(rule, c.rule_params, val_stack)
+            test[c.name] = combine(rule, c.rule_params, test_stack)
+        sets = conformal_rows(val, labels_val, test, labels_test)
     result = RunResult(
         str(run.path),
         cfg.split,
@@ -153,6 +162,7 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         best,
         [m for m in cfg.members if m not in names],
         div,
+        sets,
     )
     run.write_metrics(result)
     return result

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from committee.reporting.context import ReportContext
+from committee.reporting.model_card import render_model_card
 from committee.reporting.render import render_html, render_markdown
 from committee.reporting.sections_analysis import (
     analysis_section,
@@ -17,6 +18,7 @@ from committee.reporting.sections_analysis import (
     strengths_section,
     trust_under_shift_section,
 )
+from committee.reporting.sections_sets import prediction_sets_section
 from committee.reporting.sections_study import (
     ablation_section,
     architectures_section,
@@ -36,6 +38,7 @@ SECTIONS = (
     seed_comparison_section,
     ablation_section,
     calibration_section,
+    prediction_sets_section,
     trust_under_shift_section,
     diversity_section,
     confusion_section,
@@ -62,7 +65,10 @@ def write_report(ctx: ReportContext) -> Path:
     )
     if ctx.left_out:
         sections[0].p("Left out of this report: " + "; ".join(ctx.left_out) + ".")
+    sections[0].p("The model card (intended use, data, metrics, limitations): [MODEL_CARD.md](MODEL_CARD.md).")
     html_path, _ = ctx.run.write_report(
-        render_markdown(title, subtitle, sections), render_html(title, subtitle, sections, ctx.run.figure_bytes)
+        render_markdown(title, subtitle, sections),
+        render_html(title, subtitle, sections, ctx.run.figure_bytes),
+        render_model_card(ctx),
     )
     return html_path

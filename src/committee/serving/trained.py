@@ -22,6 +22,7 @@ from torch import nn
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.data.sources import load_cached
+from committee.evaluation.conformal import DEFAULT_ALPHA, ConformalFit, check_alpha, fit_conformal, prediction_sets
 from committee.evaluation.scoring import evaluate_run
 from committee.evaluation.shift_suite import Scorer, evaluate_shift
 from committee.models.engine import for_engine
@@ -177,11 +178,26 @@ class Committee:
         x = self._images(images)
         return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in self.members_.items()])
 
+    def validation_probs(self) -> np.ndarray:
+        """The committee's probabilities on the run's validation split ``(N_val, K)``, from the saved
+        member probabilities (what every threshold is fitted on)."""
+        return combine(self.rule, self.rule_params_, self.run.member_probs(self.members, "val"))
+
     def abstention(self, coverage: float | None = None, accuracy: float | None = None) -> Abstention:
         """Abstention thresholds fitted on the validation split: keep the ``coverage`` most confident
         share (default 0.9), or as many as still reach ``accuracy``."""
-        val = combine(self.rule, self.rule_params_, self.run.member_probs(self.members, "val"))
-        return Abstention(**fit_abstention(val, self.run.labels("val"), coverage, accuracy))
+        return Abstention(**fit_abstention(self.validation_probs(), self.run.labels("val"), coverage, accuracy))
+
+    def conformal(self, alpha: float = DEFAULT_ALPHA, method: str = "lac") -> ConformalFit:
+        """A split-conformal threshold fitted on the validation split: sets from it hold the true class
+        with probability at least ``1 - alpha`` (``method``: lac or aps)."""
+        check_alpha(alpha)
+        return fit_conformal(self.validation_probs(), self.run.labels("val"), alpha, method)
+
+    def predict_set(self, images: np.ndarray, alpha: float = DEFAULT_ALPHA, method: str = "lac") -> np.ndarray:
+        """Prediction sets ``(N, K)`` (True where ``classes[k]`` is in image n's set) with coverage
+        ``>= 1 - alpha`` on data like the validation split."""
+        return prediction_sets(self.predict_proba(images), self.conformal(alpha, method))
 
     def shift(
         self, limit: int | None = None, seed: int = 0, ood_dirs: list | None = None, progress: bool | None = None

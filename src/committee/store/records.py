@@ -208,6 +208,20 @@ class Diversity:
 
 
 @dataclass(frozen=True)
+class ConformalRow:
+    """One model's sets at one ``alpha`` and method: fitted on validation, measured on test."""
+
+    model: str  # a member's name or committee:<rule>
+    method: str
+    alpha: float
+    threshold: float
+    coverage: float  # share of test images whose set holds the true class
+    mean_size: float
+    singletons: float
+    empty: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything ``committee evaluate`` computes for a run; ``metrics.json`` is its JSON form."""
 
@@ -221,6 +235,7 @@ class RunResult:
     best_member: str  # chosen on validation
     skipped_members: list[str] = field(default_factory=list)
     diversity: Diversity | None = None
+    conformal: list[ConformalRow] = field(default_factory=list)  # prediction sets per model, method, alpha
 
     @property
     def has_test(self) -> bool:
@@ -262,6 +277,7 @@ class RunResult:
             "members": {n: m.to_dict() for n, m in self.members.items()},
             "committees": {r: c.to_dict() for r, c in self.committees.items()},
             "diversity": dataclasses.asdict(self.diversity) if self.diversity else None,
+            "conformal": [dataclasses.asdict(c) for c in self.conformal],
         }
 
     @classmethod
@@ -287,6 +303,7 @@ class RunResult:
                 d["best_member"],
                 list(d.get("skipped_members", [])),
                 Diversity(**div) if div else None,
+                [ConformalRow(**c) for c in d.get("conformal") or []],
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CommitteeError(

@@ -3,7 +3,7 @@
     config.json  data.json  splits/{train,val,test}.npy  labels_val.npy  labels_test.npy
     members/<name>/{weights.safetensors, history.csv, probs_val.npy, probs_test.npy, member.json}
     members/<name>/checkpoint.safetensors   (while the member trains)
-    metrics.json  report.html  report.md  figures/*.png  ablation.json  shift.json (committee shift)
+    metrics.json  report.html  report.md  MODEL_CARD.md  figures/*.png  ablation.json  shift.json
     manifest.json   SHA-256 of every file that decides a prediction (RECORDED below)
     .lock           held by the command writing to the run (:mod:`committee.store.lock`)
     seed-<k>/      one complete run per seed (``committee run --seeds K``), seeds.json, seeds.md
@@ -87,7 +87,7 @@ class RunDir:
 
     RUN_FILES = tuple(
         "config.json data.json metrics.json report.html report.md ablation.json seeds.json seeds.md manifest.json "
-        "shift.json".split()
+        "shift.json MODEL_CARD.md".split()
     )
 
     def file(self, name: str) -> Path:
@@ -399,8 +399,7 @@ class RunDir:
         return self._file("metrics.json")
 
     def _read_doc(self, name: str) -> dict | None:
-        path = self._file(name)
-        return read_json(path, name) if path.exists() else None
+        return read_json(self._file(name), name) if self._file(name).exists() else None
 
     def _write_doc(self, name: str, doc: dict) -> Path:
         write_json(self._file(name), doc)
@@ -438,8 +437,14 @@ class RunDir:
         except OSError as exc:
             raise os_error(path, exc, "cannot read") from None
 
-    def write_report(self, markdown: str, html: str) -> tuple[Path, Path]:
-        """report.md and report.html; returns their paths (html first)."""
+    def write_report(self, markdown: str, html: str, card: str) -> tuple[Path, Path]:
+        """report.md, report.html and MODEL_CARD.md; returns the report's paths (html first)."""
+        write_text(self._file("MODEL_CARD.md"), card)
         write_text(self._file("report.md"), markdown)
         write_bytes(self._file("report.html"), html.encode("utf-8"))
         return self._file("report.html"), self._file("report.md")
+
+    def model_card(self) -> str | None:
+        """MODEL_CARD.md as written with the report, or None before the first report."""
+        path = self._file("MODEL_CARD.md")
+        return path.read_text(encoding="utf-8") if path.exists() else None
