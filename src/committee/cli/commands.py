@@ -14,6 +14,7 @@ import time
 from committee.base.errors import CommitteeError, UsageError
 from committee.cli.output import emit_json, fail, one_line_warnings
 from committee.cli.parser import build_parser
+from committee.cli.serve import cmd_serve
 from committee.config.run_config import RunConfig
 from committee.store.run_dir import RunDir
 from committee.study import api as pipeline
@@ -154,7 +155,8 @@ def read_inputs(paths: list[str], run: RunDir, invert: str) -> tuple[list[str], 
     """The user's images and arrays as uint8 batches of the run's input shape: (names, batches, errors)."""
     from committee.data.user_images import expand_inputs, load_image, load_npy
 
-    own_data = not run.config().fashion_mnist
+    cfg = run.config()
+    own_data = not cfg.fashion_mnist
     shape = run.input_shape()
     files, arrays, errors = [], [], []
     found = expand_inputs(paths)
@@ -163,7 +165,9 @@ def read_inputs(paths: list[str], run: RunDir, invert: str) -> tuple[list[str], 
     for path in found:
         npy = path.suffix.lower() == ".npy"
         try:
-            batch = load_npy(path, shape) if npy else load_image(path, invert, shape if own_data else None)[None]
+            batch = (
+                load_npy(path, shape) if npy else load_image(path, invert, shape if own_data else None, cfg.fit)[None]
+            )
         except CommitteeError as exc:
             errors.append({"file": str(path), "error": str(exc)})
             continue
@@ -352,6 +356,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "shift": cmd_shift,
     "verify": cmd_verify,
+    "serve": cmd_serve,
 }
 
 

@@ -63,21 +63,23 @@ seed_int = functools.partial(_number, cast=int, at_least=0, below=2**32)
 open_probability = functools.partial(_number, cast=float, above=0, below=1)
 
 
-def add_sets_args(p: argparse.ArgumentParser) -> None:
-    """Conformal prediction sets (predict, serve)."""
+def add_sets_args(p: argparse.ArgumentParser, always: bool = False) -> None:
+    """Conformal prediction sets: asked for with --sets (predict), or always given (serve)."""
+    if not always:
+        p.add_argument(
+            "--sets",
+            action="store_true",
+            help="also give each image's prediction set: the classes that hold the true one with probability "
+            ">= 1 - alpha (split conformal, fitted on the run's validation split)",
+        )
+    prefix = "" if always else "--sets: "
     p.add_argument(
-        "--sets",
-        action="store_true",
-        help="also give each image's prediction set: the classes that hold the true one with probability "
-        ">= 1 - alpha (split conformal, fitted on the run's validation split)",
-    )
-    p.add_argument(
-        "--alpha", type=open_probability, metavar="A", help="--sets: allowed miss rate, in (0, 1) (default 0.1)"
+        "--alpha", type=open_probability, metavar="A", help=f"{prefix}allowed miss rate, in (0, 1) (default 0.1)"
     )
     p.add_argument(
         "--set-method",
         choices=("lac", "aps"),
-        help="--sets: lac gives the smallest sets on average (default); aps adapts their size to the image",
+        help=f"{prefix}lac gives the smallest sets on average (default); aps adapts their size to the image",
     )
 
 
@@ -129,6 +131,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         type=name_list,
         metavar="A,B,...",
         help="class names of an IDX set (default: its classes.txt, else 0..K-1)",
+    )
+    g.add_argument(
+        "--fit",
+        choices=("pad", "squash"),
+        help="non-square pictures of your own data: pad to a square keeping their proportions (default) "
+        "or squash them to S x S",
     )
     g.add_argument(
         "--strict",

@@ -19,6 +19,7 @@ from committee.cli.flags import (
     probability,
     seed_int,
 )
+from committee.cli.serve import add_serve_parser
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
 
 
@@ -209,7 +210,7 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # The subcommands that read data or images, and so take the --max-* caps.
-LIMITED = ("data", "train", "run", "ablate", "predict", "shift", "evaluate", "report", "compare", "export")
+LIMITED = ("data", "train", "run", "ablate", "predict", "shift", "evaluate", "report", "compare", "export", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_parsers(sub)
     add_use_parsers(sub)
     add_verify_parser(sub)
+    add_serve_parser(sub)
     for name, command in sub.choices.items():
         if name in LIMITED:
             add_limit_args(command)

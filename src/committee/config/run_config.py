@@ -17,6 +17,7 @@ from typing import Any
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.names import check_member_name
 from committee.data.augment import AugmentParams
+from committee.data.pictures import FITS
 from committee.data.sources import FASHION, DataSpec
 from committee.data.splits import SPLITS
 from committee.models.registry import get_spec, register_model
@@ -184,6 +185,9 @@ class RunConfig:
     channels: str = "auto"  # 1, 3 or auto (RGB if any image is in colour)
     classes: tuple[str, ...] | None = None  # class names of an IDX set
     strict: bool = False  # refuse unreadable images in a folder instead of skipping them
+    fit: str = (
+        "pad"  # non-square pictures: pad to square keeping proportions, or squash (a config.json without it: squash)
+    )
     # None: the preset's per-member epochs (member_epochs), else default_epochs.
     epochs: int | None = None
     member_epochs: dict[str, int] = field(default_factory=dict)
@@ -293,6 +297,8 @@ class RunConfig:
         check_rules(self.rules)
         if self.channels not in CHANNELS:
             raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
+        if self.fit not in FITS:
+            raise UsageError(f"--fit must be one of {', '.join(FITS)}, got {self.fit!r}")
         if self.image_size is not None and not 4 <= self.image_size <= 512:
             raise UsageError(f"--image-size must be 4-512, got {self.image_size}")
         if self.precision not in PRECISIONS:
@@ -342,7 +348,7 @@ class RunConfig:
     def data_spec(self):
         """The run's data as :class:`committee.sources.DataSpec`."""
         return DataSpec(
-            self.data, self.data_dir, self.verify, self.image_size, self.channels, self.classes, self.strict
+            self.data, self.data_dir, self.verify, self.image_size, self.channels, self.classes, self.strict, self.fit
         )
 
     def replace(self, **overrides: Any) -> RunConfig:
@@ -371,7 +377,7 @@ class RunConfig:
         unknown = set(d) - names - {"format_version"}
         if unknown:
             raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
-        kw = {k: v for k, v in d.items() if k in names}
+        kw = {"fit": "squash"} | {k: v for k, v in d.items() if k in names}  # runs made before "fit" squashed
         check_field_types(cls, kw, source)
         for key in ("members", "rules", "classes", "imports"):
             if not all(isinstance(v, str) for v in kw.get(key) or ()):

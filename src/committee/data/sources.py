@@ -35,6 +35,7 @@ from committee.base.limits import current_limits, over_cap
 from committee.base.machine import cache_dir
 from committee.data.dataset import Dataset
 from committee.data.fashion_mnist import candidate_dirs, find_files, load_dataset, parse_idx, read_bytes
+from committee.data.pictures import convert
 from committee.data.splits import stratified_split
 
 FASHION = "fashion-mnist"
@@ -65,6 +66,7 @@ class DataSpec:
     channels: str = "auto"  # "1", "3" or "auto" (RGB if any image is in colour)
     classes: tuple[str, ...] | None = None  # IDX sets: class names
     strict: bool = False  # refuse a folder with unreadable images instead of skipping them
+    fit: str = "pad"  # non-square pictures: pad (keep proportions) or squash (committee.data.pictures)
 
 
 def load(spec: DataSpec, allow_download: bool = True):
@@ -232,9 +234,9 @@ class FolderListing:
     labels: tuple[int, ...]
     parts: tuple[str, ...]  # "train" / "test" / "pool" (no split of its own)
 
-    def key(self, size: int | None, channels: str) -> str:
+    def key(self, size: int | None, channels: str, fit: str) -> str:
         """Changes when any file is added, removed, renamed, resized or touched, or the shape asked for."""
-        h = hashlib.sha256(json.dumps([str(self.root.resolve()), size, channels]).encode())
+        h = hashlib.sha256(json.dumps([str(self.root.resolve()), size, channels, fit]).encode())
         for f in self.files:
             st = f.stat()
             h.update(f"{f.relative_to(self.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -300,19 +302,7 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def convert(im, size: int, rgb: bool) -> np.ndarray:
-    """An open PIL image as uint8 ``(S, S)`` or ``(3, S, S)``: converted, then resized to S x S
-    (the one conversion for training folders and ``committee predict``)."""
-    from PIL import Image
-
-    im = im.convert("RGB" if rgb else "L")
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.asarray(im, dtype=np.uint8)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1)) if rgb else arr
-
-
-def _decode(path: Path, size: int, rgb: bool) -> np.ndarray | str:
+def _decode(path: Path, size: int, rgb: bool, fit: str) -> np.ndarray | str:
     """:func:`convert` of one file, or why it failed."""
     from PIL import Image, UnidentifiedImageError
 
@@ -320,7 +310,7 @@ def _decode(path: Path, size: int, rgb: bool) -> np.ndarray | str:
         with Image.open(path) as im:
             if im.width * im.height > current_limits().max_pixels:  # the file changed since its header was read
                 return f"too large: {im.width}x{im.height} pixels (--max-pixels)"
-            return convert(im, size, rgb)
+            return convert(im, size, rgb, fit)
     except Image.DecompressionBombError:
         return "too large (a decompression bomb)"
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
@@ -348,7 +338,7 @@ def load_folder(root: Path, spec: DataSpec):
     """Decode a class-folder tree once (cached), skipping unreadable images (``strict``: refusing them)."""
 
     listing = list_folder(root)
-    cache = folder_cache_dir() / f"{listing.key(spec.image_size, spec.channels)}.npz"
+    cache = folder_cache_dir() / f"{listing.key(spec.image_size, spec.channels, spec.fit)}.npz"
     if cache.is_file():
         try:
             z = read_npz(cache)
@@ -364,7 +354,7 @@ def load_folder(root: Path, spec: DataSpec):
     ((w, h),) = sizes if len(sizes) == 1 else ((0, 1),)
     size = spec.image_size or (w if w == h else 28)  # the images' own size when all share one square size
     good = [i for i, f in enumerate(listing.files) if f not in bad]
-    decoded = _parallel(lambda i: _decode(listing.files[i], size, rgb), good, f"decoding {root.name}")
+    decoded = _parallel(lambda i: _decode(listing.files[i], size, rgb, spec.fit), good, f"decoding {root.name}")
     for i, d in zip(good, decoded):
         if isinstance(d, str):
             bad[listing.files[i]] = d

@@ -17,7 +17,7 @@ import numpy as np
 from committee.base.errors import CommitteeError
 from committee.base.fileio import read_npy, regular_file
 from committee.base.limits import current_limits
-from committee.data.sources import convert
+from committee.data.pictures import convert, upright
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -44,15 +44,10 @@ def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
     return canvas
 
 
-def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, int] | None = None) -> np.ndarray:
-    """Read any PNG/JPEG/BMP/GIF/WebP (any mode), or raise CommitteeError.
-
-    input_shape None: Fashion-MNIST style, uint8 ``(28, 28)`` (see :func:`to_fashion_mnist`).
-    ``(C, S, S)``: a run on your own data: converted and resized to S x S exactly as its
-    class folders were decoded (committee.data.sources), uint8 ``(S, S)`` or ``(3, S, S)``.
-    """
-    from PIL import Image, UnidentifiedImageError
-
+def load_image(
+    path: Path, invert: str = "auto", input_shape: tuple[int, int, int] | None = None, fit: str = "pad"
+) -> np.ndarray:
+    """Read any PNG/JPEG/BMP/GIF/WebP file (any mode), or raise CommitteeError: see :func:`decode_image`."""
     try:
         size = regular_file(path).stat().st_size  # a FIFO or device is refused, never opened
     except CommitteeError as exc:
@@ -63,16 +58,32 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
         raise CommitteeError("empty file")
     if size > MAX_FILE_BYTES:
         raise CommitteeError(f"file too large ({size:,} bytes)")
+    return decode_image(path, invert, input_shape, fit)
+
+
+def decode_image(
+    source, invert: str = "auto", input_shape: tuple[int, int, int] | None = None, fit: str = "pad"
+) -> np.ndarray:
+    """One picture (a path or a binary file object) as a run's input, or CommitteeError in one line.
+
+    Turned upright by its EXIF orientation first (a phone's portrait photo). input_shape None:
+    Fashion-MNIST style, uint8 ``(28, 28)`` (see :func:`to_fashion_mnist`). ``(C, S, S)``: a run on
+    your own data: converted exactly as its class folders were (:func:`committee.data.pictures.convert`,
+    ``fit`` pad or squash), uint8 ``(S, S)`` or ``(3, S, S)``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 if im.width * im.height > current_limits().max_pixels:
                     cap = current_limits().max_pixels
                     raise CommitteeError(f"image too large ({im.width}x{im.height} pixels, cap {cap:,}: --max-pixels)")
                 im.seek(0)  # first frame of an animation
                 if input_shape is not None:
-                    return convert(im, input_shape[1], input_shape[0] == 3)
+                    return convert(im, input_shape[1], input_shape[0] == 3, fit)
+                im = upright(im)
                 if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
                     # Transparent areas become white, like the product photos' studio background.
                     rgba = im.convert("RGBA")
@@ -99,12 +110,18 @@ def load_image(path: Path, invert: str = "auto", input_shape: tuple[int, int, in
 def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
     """An array of images of the run's input shape (``(N, S, S)``, or ``(N, 3, S, S)`` for RGB),
     uint8 or float in [0, 1], as uint8."""
-    c, h, w = input_shape
-    expected = (h, w) if c == 1 else (c, h, w)
     try:
         arr = read_npy(path)  # header checked against --max-array-bytes before anything is allocated
     except CommitteeError as exc:
         raise CommitteeError(str(exc).removeprefix(f"{path}: ")) from None
+    return as_uint8_images(arr, input_shape)
+
+
+def as_uint8_images(arr: np.ndarray, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """Images of the run's input shape as uint8 ``(N, S, S)`` / ``(N, 3, S, S)``: one image or a batch,
+    uint8, or numbers in [0, 1] or [0, 255]; else CommitteeError in one line."""
+    c, h, w = input_shape
+    expected = (h, w) if c == 1 else (c, h, w)
     if arr.ndim == len(expected):
         arr = arr[None]
     if len(arr) > current_limits().max_images:
@@ -113,8 +130,10 @@ def load_npy(path: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> np.
         raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got {arr.shape}")
     if arr.dtype == np.uint8:
         return arr
-    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
-        raise CommitteeError(f"expected finite numbers, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise CommitteeError(f"expected numbers, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise CommitteeError("expected finite numbers")
     if arr.min() >= 0 and arr.max() <= 1:
         arr = arr * 255
     if arr.min() < 0 or arr.max() > 255:

@@ -58,12 +58,13 @@ def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: Conform
             order = np.argsort(-pred.probs[i], kind="stable")
             row["prediction_set"] = [pred.classes[k] for k in order if in_set[i, k]]
             row["set_coverage"] = 1 - sets.alpha
+        row["notes"] = describe_flags(row)
         rows.append(row)
     return rows
 
 
 def describe_flags(row: dict) -> list[str]:
-    """The row's warnings in words, as the web page and the CLI print them."""
+    """The row's warnings in words (the web page shows them)."""
     words = []
     if row.get("abstained"):
         words.append("not confident enough to answer")

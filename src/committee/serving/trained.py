@@ -61,6 +61,11 @@ class Prediction:
         tops = np.stack([p.argmax(axis=1) for p in self.member_probs.values()])
         return (tops != self.labels[None]).mean(axis=0)
 
+    def rows(self, start: int, stop: int) -> Prediction:
+        """The predictions of images ``start:stop`` (one request's share of a micro-batch)."""
+        cut = slice(start, stop)
+        return Prediction(self.classes, self.rule, self.probs[cut], {m: p[cut] for m, p in self.member_probs.items()})
+
     def top_k(self, i: int, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable classes of image ``i`` as (name, probability)."""
         order = np.argsort(-self.probs[i])[:k]

@@ -32,6 +32,7 @@ DATA_FIELDS = (
     "channels",
     "classes",
     "strict",
+    "fit",
 )
 
 
