@@ -25,6 +25,9 @@ class Splits:
 
 
 def stratified_split(indices: np.ndarray, labels: np.ndarray, n_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) with ``n_out`` held out, every class in both: a tiny data set holds out at least
+    one image per class (a validation split without some class could not fit a committee rule)."""
+    n_out = max(n_out, len(np.unique(labels[indices])))
     try:
         keep, out = train_test_split(indices, test_size=n_out, stratify=labels[indices], random_state=seed)
     except ValueError as exc:
