@@ -55,8 +55,8 @@ def index_page() -> str:
         + "# Results\n\nEvery figure of the project lives in a JSON file under `benchmarks/results/`, written by the "
         "script named in its command; these pages are rendered from them. Compare figures only within one CPU "
         "and one sitting.\n\n- [Time to accuracy: the presets](presets.md)\n- [Speed: committee bench and the seed's "
-        "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n\n"
-        + table(["file", "command", "CPU", "threads", "torch"], rows)
+        "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n"
+        "- [Serving and prediction sets](serving.md)\n\n" + table(["file", "command", "CPU", "threads", "torch"], rows)
     )
 
 
@@ -202,7 +202,75 @@ def transfer_page() -> str:
     )
 
 
-PAGES = {"index.md": index_page, "presets.md": presets_page, "speed.md": speed_page, "transfer.md": transfer_page}
+def load_test_rows(doc: dict) -> list[list]:
+    ref = doc["in_process"]["batch_64"]
+    rows = [
+        ["in process, `Committee.predict`, batches of 64", "–", "–", f"{ref['images_per_s']:,.0f}", "–", "–", "1.00"],
+        [
+            "in process, one image per call",
+            "–",
+            "–",
+            f"{doc['in_process']['one_at_a_time']['images_per_s']:,.0f}",
+            "–",
+            "–",
+            f"{doc['in_process']['one_at_a_time']['images_per_s'] / ref['images_per_s']:.2f}",
+        ],
+    ]
+    for key, label in (("single_images", "served, 1 image per request"), ("batches_of_64", "served, 64 per request")):
+        s = doc["served"][key]
+        rows.append(
+            [
+                f"{label}, {s['clients']} clients"
+                + (f" (mean batch {s['mean_batch']:.1f})" if "mean_batch" in s else ""),
+                f"{s['requests']:,}",
+                f"{s['requests_per_s']:,.1f}",
+                f"{s['images_per_s']:,.0f}",
+                f"{s['latency_ms']['p50']:.1f}",
+                f"{s['latency_ms']['p99']:.1f}",
+                f"{doc['ratio_to_in_process_batch_64'][key]:.2f}",
+            ]
+        )
+    return rows
+
+
+def serving_page() -> str:
+    load_doc, sets = load("serve_load.json"), load("prediction_sets.json")
+    p, q = provenance(load_doc), provenance(sets)
+    best = sets["best_member"]
+    committee_rows = [r for r in sets["rows"] if r["model"].startswith("committee:") or r["model"] == best]
+    set_rows = [
+        [
+            r["model"] + (" (best member)" if r["model"] == sets["best_member"] else ""),
+            r["method"].upper(),
+            f"{r['alpha']:g}",
+            f"{100 * r['coverage']:.2f}",
+            f"{r['mean_size']:.2f}",
+            f"{100 * r['singletons']:.1f}",
+        ]
+        for r in sorted(committee_rows, key=lambda r: (r["alpha"] != 0.1, r["method"], r["model"]))
+    ]
+    return (
+        HEADER + "# Serving and prediction sets\n\n## Load test\n\n"
+        f"`{p['command']}` on {p['cpu']}, {p['threads']} threads, torch {p['torch']}: the `{load_doc['run']['rule']}` "
+        f"committee of {', '.join(load_doc['run']['members'])} on Fashion-MNIST test images sent as PNG uploads over "
+        "127.0.0.1 by concurrent clients running on the same machine; micro-batching at its defaults (up to 64 "
+        "images, 5 ms wait). *Ratio*: images/s against in-process `Committee.predict` in batches of 64.\n\n"
+        + table(["", "requests", "requests/s", "images/s", "p50 ms", "p99 ms", "ratio"], load_test_rows(load_doc))
+        + "\n## Prediction sets\n\n"
+        f"The `{sets['preset']}` committee ({', '.join(sets['members'])}) on {q['cpu']}, torch {q['torch']}: "
+        f"thresholds fitted on the {sets['n_val']:,} validation images, coverage and set size measured on the "
+        f"{sets['n_test']:,} test images (`{q['command']}`). Target coverage: 1 − α.\n\n"
+        + table(["model", "method", "α", "test coverage %", "mean set size", "single label %"], set_rows)
+    )
+
+
+PAGES = {
+    "index.md": index_page,
+    "presets.md": presets_page,
+    "speed.md": speed_page,
+    "transfer.md": transfer_page,
+    "serving.md": serving_page,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,3 +137,18 @@ def test_the_page_in_chromium(server, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_the_serving_pages_python_example(server, finished_run, tmp_path, monkeypatch, capsys):
+    """docs/guide/serving.md's client snippet, pointed at this test's port."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "guide" / "serving.md").read_text()
+    snippet = re.findall(r"```python\n(.*?)```", page, re.S)[0].replace("127.0.0.1:8000", server[0].split("//")[1])
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.load(finished_run.parent / "x.npy")[0]).save("boot.png")
+    exec(compile(snippet, "serving.md", "exec"), {})
+    out = capsys.readouterr().out
+    probability = float(re.search(r" (0\.\d+|1\.0) \[", out).group(1))  # label, probability, set, notes
+    assert 0 < probability <= 1 and out.split(" ")[0]

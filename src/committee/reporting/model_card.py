@@ -18,6 +18,8 @@ def reproduce_command(ctx: ReportContext) -> str:
     cfg = ctx.config
     parts = ["committee", "run", "--preset", cfg.preset, "--members", ",".join(cfg.members), "--seed", str(cfg.seed)]
     parts += ["--split", cfg.split] if cfg.fashion_mnist else ["--data", cfg.data]
+    if cfg.data_dir:
+        parts += ["--data-dir", cfg.data_dir]
     if cfg.epochs is not None:
         parts += ["--epochs", str(cfg.epochs)]
     if cfg.imports:
