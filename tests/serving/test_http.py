@@ -149,3 +149,23 @@ def test_the_page_is_served_from_the_package(served):
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/style.css").status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/v1/predict"]
+
+
+def test_a_phone_jpeg_with_exif_orientation_6_is_read_upright(served):
+    client, committee, x = served
+    garment = np.kron(x[0], np.ones((4, 4), np.uint8))  # 112 x 112, as a photo would be larger than 28 x 28
+
+    def jpeg(img: Image.Image, **kw) -> bytes:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=100, **kw)
+        return buf.getvalue()
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: display rotated 90 degrees clockwise
+    sideways = Image.fromarray(garment).transpose(Image.Transpose.ROTATE_90)
+    upright = client.post("/v1/predict", files=[("files", ("up.jpg", jpeg(Image.fromarray(garment)), "image/jpeg"))])
+    phone = client.post("/v1/predict", files=[("files", ("phone.jpg", jpeg(sideways, exif=exif), "image/jpeg"))])
+    a, b = upright.json()["predictions"][0], phone.json()["predictions"][0]
+    assert a["label"] == b["label"] and abs(a["probability"] - b["probability"]) < 0.02
+    ignored = client.post("/v1/predict", files=[("files", ("side.jpg", jpeg(sideways), "image/jpeg"))])
+    assert ignored.json()["predictions"][0]["top_k"] != a["top_k"]  # without the tag it is another picture
