@@ -26,6 +26,10 @@ def seeds() -> dict[str, bytes]:
     Image.fromarray(images[1]).convert("RGB").save(jpg, format="JPEG")
     gif = io.BytesIO()
     Image.fromarray(images[2]).convert("P").save(gif, format="GIF")
+    phone = io.BytesIO()  # a phone's photo: EXIF orientation 6 and a camera name before the pixels
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Camera"
+    Image.fromarray(images[3]).resize((40, 30)).convert("RGB").save(phone, format="JPEG", exif=exif)
     return {
         "idx": idx_bytes(images),
         "idx.gz": gzip.compress(idx_bytes(images)),
@@ -33,6 +37,7 @@ def seeds() -> dict[str, bytes]:
         "png": buf.getvalue(),
         "jpg": jpg.getvalue(),
         "gif": gif.getvalue(),
+        "exif.jpg": phone.getvalue(),
     }
 
 

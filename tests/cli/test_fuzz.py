@@ -18,7 +18,7 @@ def test_fuzz_idx_reader(kind):
     run()
 
 
-@pytest.mark.parametrize("kind", ["png", "jpg", "gif"])
+@pytest.mark.parametrize("kind", ["png", "jpg", "gif", "exif.jpg"])
 def test_fuzz_image_loader(kind):
     @FAST
     @given(mutated(SEEDS[kind]))
@@ -28,7 +28,7 @@ def test_fuzz_image_loader(kind):
     run()
 
 
-@pytest.mark.parametrize("kind", ["idx", "idx.gz", "labels.gz", "png", "jpg", "gif"])
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "labels.gz", "png", "jpg", "gif", "exif.jpg"])
 def test_unmutated_files_still_parse(kind):
     """The checks above must not pass by refusing everything: a valid file parses (and IDX round-trips)."""
     import gzip

@@ -63,6 +63,9 @@ seed_int = functools.partial(_number, cast=int, at_least=0, below=2**32)
 open_probability = functools.partial(_number, cast=float, above=0, below=1)
 
 
+port_number = functools.partial(_number, cast=int, at_least=1, below=65536)
+
+
 def add_sets_args(p: argparse.ArgumentParser, always: bool = False) -> None:
     """Conformal prediction sets: asked for with --sets (predict), or always given (serve)."""
     if not always:

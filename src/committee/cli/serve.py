@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from committee.base.errors import CommitteeError, UsageError
-from committee.cli.flags import add_sets_args, positive_float, positive_int, probability
+from committee.cli.flags import add_sets_args, port_number, positive_float, positive_int, probability
 from committee.rules.committee_rules import DEFAULT_RULE
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -18,7 +18,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a trained committee over HTTP: a JSON API and a page to drop pictures on")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     p.add_argument("--rule", default=DEFAULT_RULE, help=f"committee rule (default {DEFAULT_RULE})")
     add_sets_args(p, always=True)
     p.add_argument(

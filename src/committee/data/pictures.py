@@ -12,16 +12,25 @@ is seen the same way in training and in use:
 
 from __future__ import annotations
 
+import struct
+import warnings
+
 import numpy as np
 
 FITS = ("pad", "squash")
 
 
 def upright(im):
-    """The PIL image as it is meant to be seen (its EXIF orientation applied), or itself."""
+    """The PIL image as it is meant to be seen (its EXIF orientation applied), or itself when it has no
+    orientation tag or a corrupt EXIF block (the pixels are still good; only the tag is lost)."""
     from PIL import ImageOps
 
-    return ImageOps.exif_transpose(im) or im
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data" notes: the pixels decode all the same
+        try:
+            return ImageOps.exif_transpose(im) or im
+        except (struct.error, ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError):
+            return im
 
 
 def border_colour(arr: np.ndarray) -> tuple[int, ...]:
