@@ -5,18 +5,21 @@ probability at least ``1 - alpha``. Two scores:
 
 - ``lac`` (least ambiguous set-valued classifier): score ``1 - p_true``; a set keeps every class
   whose probability reaches ``1 - q``. Smallest sets on average.
-- ``aps`` (adaptive prediction sets): score = the probability mass of the classes ranked above the
-  true one plus a uniform share ``(1 - U)`` of the true class's own (the randomised score of Romano
-  et al. 2020, which keeps the scores continuous so coverage is not far above ``1 - alpha``); a set
-  takes classes from the most probable down until the mass reaches ``q``, the last one included.
-  Sets grow where the model is unsure. ``U`` comes from a seeded generator: fitting is repeatable.
+- ``aps`` (adaptive prediction sets, Romano et al. 2020): score = the probability mass of the classes
+  ranked above the true one plus a share ``(1 - U)`` of the true class's own, ``U`` uniform; a set
+  takes classes from the most probable down while that same quantity stays within ``q``. Sets grow
+  where the model is unsure. The randomisation is what makes coverage close to ``1 - alpha`` rather
+  than far above it (without it a 92 %-accurate committee gets 98 % coverage and larger sets). ``U``
+  is repeatable: seeded for the calibration images, and for a new image a hash of its probabilities,
+  so the same image gets the same set in any batch.
 
-Both are MAPIE's ``SplitConformalClassifier`` (``lac``; ``aps`` with ``include_last_label=True``),
+Both are MAPIE's ``SplitConformalClassifier`` (``lac``; ``aps`` with ``include_last_label="randomized"``),
 checked against it on the same arrays in tests/evaluation/test_conformal.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -89,15 +92,24 @@ def fit_conformal(
     return ConformalFit(method, float(alpha), threshold, len(val_labels))
 
 
-def prediction_sets(probs: np.ndarray, fit: ConformalFit) -> np.ndarray:
-    """Boolean sets ``(N, K)``: True where the class is in the image's set."""
+def image_uniforms(probs: np.ndarray) -> np.ndarray:
+    """One number in [0, 1) per image ``(N,)``, a hash of its probabilities: repeatable per image."""
+    rows = np.ascontiguousarray(probs, dtype=np.float32)
+    digests = [hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows]
+    return np.frombuffer(b"".join(digests), dtype="<u8") / 2.0**64
+
+
+def prediction_sets(probs: np.ndarray, fit: ConformalFit, uniforms: np.ndarray | None = None) -> np.ndarray:
+    """Boolean sets ``(N, K)``: True where the class is in the image's set. ``uniforms`` ``(N,)``: APS's
+    draws (default :func:`image_uniforms`)."""
     if fit.method == "lac":
         return probs >= 1.0 - fit.threshold
+    u = image_uniforms(probs) if uniforms is None else np.asarray(uniforms).reshape(-1)
     order = np.argsort(-probs, axis=1, kind="stable")
     ranked = np.take_along_axis(probs, order, axis=1)
     before = np.cumsum(ranked, axis=1) - ranked  # mass ranked strictly above each class
-    keep_ranked = before < fit.threshold  # take classes until the mass reaches q (the last one included)
-    keep_ranked[:, 0] = True  # APS never returns an empty set
+    # A class is in while its own score would be within q (MAPIE's tolerance of 1e-8 per unit of p).
+    keep_ranked = before + (1 - u[:, None]) * ranked <= fit.threshold + 1e-8 * ranked
     sets = np.zeros_like(keep_ranked)
     np.put_along_axis(sets, order, keep_ranked, axis=1)
     return sets
