@@ -216,7 +216,11 @@ def load_test_rows(doc: dict) -> list[list]:
             f"{doc['in_process']['one_at_a_time']['images_per_s'] / ref['images_per_s']:.2f}",
         ],
     ]
-    for key, label in (("single_images", "served, 1 image per request"), ("batches_of_64", "served, 64 per request")):
+    for key, label in (
+        ("single_images", "served, 1 image per request"),
+        ("single_images_unbatched", "served, 1 image per request, `--max-batch 1` (no micro-batching)"),
+        ("batches_of_64", "served, 64 per request"),
+    ):
         s = doc["served"][key]
         rows.append(
             [

@@ -12,6 +12,7 @@ Chromium (Playwright), drops a real Fashion-MNIST test image on it and saves the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -32,6 +33,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -118,6 +124,23 @@ def multipart(pictures: list[bytes]) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
+@contextlib.contextmanager
+def serving(run_dir: Path, *flags: str):
+    """``committee serve`` on a free loopback port for the block; yields its URL; stopped with SIGINT."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "committee", "serve", "--run-dir", str(run_dir), "--port", str(port), *flags]
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        while not listening(port):
+            if server.poll() is not None:
+                raise SystemExit(server.stderr.read())
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
 def batches_seen(url: str) -> int:
     import httpx
 
@@ -175,37 +198,32 @@ def main() -> None:
             "one_at_a_time": in_process(committee, images[: args.single], 1, repeats=1),
         },
     }
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "committee", "serve", "--run-dir", str(args.run_dir), "--port", str(port)]
-    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    try:
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            if server.poll() is not None:
-                raise SystemExit(server.stderr.read())
-            time.sleep(0.2)
-        warm = [multipart([png(x)]) for x in images[:16]]
-        load(url, warm, 1, args.clients)
-        pictures = [png(x) for x in images]
+    pictures = [png(x) for x in images]
+    singles = [multipart([pic]) for pic in pictures[: args.single]]
+    batched_bodies = [multipart(pictures[i * 64 : (i + 1) * 64]) for i in range(args.batched)]
+    with serving(args.run_dir) as url:
+        load(url, [multipart([p]) for p in pictures[:16]], 1, args.clients)  # warm-up
         before = batches_seen(url)
-        single = load(url, [multipart([pic]) for pic in pictures[: args.single]], 1, args.clients)
+        single = load(url, singles, 1, args.clients)
         single["server_batches"] = batches_seen(url) - before
         single["mean_batch"] = args.single / single["server_batches"]
-        batched_bodies = [multipart(pictures[i * 64 : (i + 1) * 64]) for i in range(args.batched)]
         batched = load(url, batched_bodies, 64, args.clients)
         if args.screenshot:
             screenshot(url, test[0], args.screenshot)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-    doc["served"] = {"single_images": single, "batches_of_64": batched}
+    with serving(args.run_dir, "--max-batch", "1") as url:  # the same load without micro-batching
+        load(url, [multipart([p]) for p in pictures[:16]], 1, args.clients)
+        unbatched = load(url, singles, 1, args.clients)
+    doc["served"] = {"single_images": single, "batches_of_64": batched, "single_images_unbatched": unbatched}
     ref = doc["in_process"]["batch_64"]["images_per_s"]
     doc["ratio_to_in_process_batch_64"] = {
         "single_images": single["images_per_s"] / ref,
         "batches_of_64": batched["images_per_s"] / ref,
+        "single_images_unbatched": unbatched["images_per_s"] / ref,
     }
+    doc["micro_batching_speedup"] = single["images_per_s"] / unbatched["images_per_s"]
     write_json(args.out, doc)
-    print(json.dumps({k: doc[k] for k in ("in_process", "served", "ratio_to_in_process_batch_64")}, indent=1))
+    keys = ("in_process", "served", "ratio_to_in_process_batch_64", "micro_batching_speedup")
+    print(json.dumps({k: doc[k] for k in keys}, indent=1))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
         gray = 255 - gray
     scale = 28 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(gray).resize(size, Image.LANCZOS))
+    small = gray if (w, h) == size else np.asarray(Image.fromarray(gray).resize(size, Image.LANCZOS))
     canvas = np.zeros((28, 28), dtype=np.uint8)  # background is black after inversion
     top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
     canvas[top : top + small.shape[0], left : left + small.shape[1]] = small

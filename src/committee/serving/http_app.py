@@ -130,13 +130,10 @@ async def read_images(request: Request, rules: InputRules) -> tuple[list[str], o
         uploads = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
         if not uploads:
             raise BadRequest(400, "no image files in the form (send them as multipart files, e.g. field 'files')")
-        names, pictures = [], []
-        for _, upload in uploads:
-            data = await upload.read()
-            name = upload.filename or "upload"
-            pictures.append(await run_in_threadpool(decode_picture, data, name, rules))
-            names.append(name)
-        return names, np.stack(pictures)
+        files = [(upload.filename or "upload", await upload.read()) for _, upload in uploads]
+        # All of a request's pictures in one trip to a worker thread (a trip each costs more than a small PNG).
+        pictures = await run_in_threadpool(lambda: [decode_picture(data, name, rules) for name, data in files])
+        return [name for name, _ in files], np.stack(pictures)
     if kind == "application/json":
         try:
             doc = await request.json()
@@ -187,7 +184,7 @@ def create_app(committee: Committee, settings: ServiceSettings | None = None) ->
         return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
 
     @app.post("/v1/predict")
-    async def predict(request: Request, top_k: int = 3) -> dict:
+    async def predict(request: Request, top_k: int = 3) -> JSONResponse:
         """Pictures in, the committee's answers out (see the module docstring for the body's forms)."""
         if not 1 <= top_k <= len(committee.classes):
             raise BadRequest(400, f"top_k must be 1..{len(committee.classes)}")
@@ -196,7 +193,8 @@ def create_app(committee: Committee, settings: ServiceSettings | None = None) ->
             pred = await asyncio.wait_for(batcher.predict(images), settings.timeout_s)
         except TimeoutError:
             raise BadRequest(503, f"no answer within {settings.timeout_s:g} s; try again") from None
-        return {"predictions": prediction_rows(pred, names, top_k, gate, sets)}
+        # A JSONResponse as is: FastAPI's jsonable_encoder would walk every row again (a third of the time).
+        return JSONResponse({"predictions": prediction_rows(pred, names, top_k, gate, sets)})
 
     add_page(app)
     return app
