@@ -60,29 +60,67 @@ def in_process(committee, images: np.ndarray, batch: int, repeats: int = 3) -> d
     return {"batch": batch, "images": len(images), "seconds": best, "images_per_s": len(images) / best}
 
 
-def load(url: str, bodies: list[bytes], per_request: int, clients: int) -> dict:
-    """``clients`` threads share the list of multipart bodies; each request's latency is kept."""
-    import httpx
+class RawClient:
+    """A keep-alive HTTP/1.1 client on a plain socket: requests are prebuilt bytes and a response is read
+    by its Content-Length, so the load generator costs little of the CPU it shares with the server
+    (httpx spent more per request than the service itself)."""
 
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buffer = b""
+
+    def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(raw)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(65536)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        length = next(
+            int(v) for k, v in (h.split(b":", 1) for h in lines[1:]) if k.strip().lower() == b"content-length"
+        )
+        while len(self.buffer) < length:
+            self.buffer += self.sock.recv(65536)
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return int(lines[0].split()[1]), body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def http_request(body: bytes) -> bytes:
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CONTENT_TYPE}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def load(url: str, bodies: list[bytes], per_request: int, clients: int) -> dict:
+    """``clients`` threads share the list of request bodies; each request's latency is kept."""
+    port = int(url.rsplit(":", 1)[1])
+    raw = [http_request(b) for b in bodies]
     latencies: list[float] = []
     failures: list[str] = []
-    cursor = iter(range(len(bodies)))
+    cursor = iter(range(len(raw)))
     lock = threading.Lock()
 
     def client() -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        conn = RawClient(port)
+        try:
             while True:
                 with lock:
                     i = next(cursor, None)
                 if i is None:
                     return
                 start = time.perf_counter()
-                r = http.post("/v1/predict", content=bodies[i], headers={"content-type": CONTENT_TYPE})
+                status, body = conn.request(raw[i])
                 took = time.perf_counter() - start
                 with lock:
                     latencies.append(took)
-                    if r.status_code != 200 or len(r.json()["predictions"]) != per_request:
-                        failures.append(f"{r.status_code} {r.text[:100]}")
+                    if status != 200 or body.count(b'"file"') != per_request:
+                        failures.append(f"{status} {body[:100]!r}")
+        finally:
+            conn.close()
 
     start = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
