@@ -122,15 +122,15 @@ async def read_images(request: Request, rules: InputRules) -> tuple[list[str], o
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
-            form = await request.form(max_files=rules.max_images, max_part_size=rules.max_part_bytes)
+            async with request.form(max_files=rules.max_images, max_part_size=rules.max_part_bytes) as form:
+                uploads = [v for _, v in form.multi_items() if hasattr(v, "read")]
+                files = [(upload.filename or "upload", await upload.read()) for upload in uploads]
         except BadRequest:
             raise
         except Exception as exc:  # python-multipart's and Starlette's parse errors
             raise BadRequest(400, f"unreadable multipart body ({exc})") from None
-        uploads = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
-        if not uploads:
+        if not files:
             raise BadRequest(400, "no image files in the form (send them as multipart files, e.g. field 'files')")
-        files = [(upload.filename or "upload", await upload.read()) for _, upload in uploads]
         # All of a request's pictures in one trip to a worker thread (a trip each costs more than a small PNG).
         pictures = await run_in_threadpool(lambda: [decode_picture(data, name, rules) for name, data in files])
         return [name for name, _ in files], np.stack(pictures)
