@@ -17,7 +17,7 @@ async function loadModel() {
   const r = await fetch("/v1/model");
   model = await r.json();
   const acc = model.accuracy
-    ? `, ${pct(model.accuracy.value)} accuracy on ${model.accuracy.n} ${model.accuracy.split} images`
+    ? `, ${pct(model.accuracy.value)} accuracy on ${model.accuracy.n.toLocaleString("en")} ${model.accuracy.split} images`
     : "";
   $("about").textContent =
     `A committee of ${model.members.length} (${model.members.join(", ")}), rule ${model.rule}${acc}. ` +
