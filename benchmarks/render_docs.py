@@ -250,6 +250,7 @@ def serving_page() -> str:
             f"{100 * r['coverage']:.2f}",
             f"{r['mean_size']:.2f}",
             f"{100 * r['singletons']:.1f}",
+            f"{100 * r['empty']:.1f}",
         ]
         for r in sorted(committee_rows, key=lambda r: (r["alpha"] != 0.1, r["method"], r["model"]))
     ]
@@ -264,7 +265,10 @@ def serving_page() -> str:
         f"The `{sets['preset']}` committee ({', '.join(sets['members'])}) on {q['cpu']}, torch {q['torch']}: "
         f"thresholds fitted on the {sets['n_val']:,} validation images, coverage and set size measured on the "
         f"{sets['n_test']:,} test images (`{q['command']}`). Target coverage: 1 − α.\n\n"
-        + table(["model", "method", "α", "test coverage %", "mean set size", "single label %"], set_rows)
+        + table(["model", "method", "α", "test coverage %", "mean set size", "single label %", "empty %"], set_rows)
+        + "\nAn empty set marks an image the committee is least sure of, where the target is met without any "
+        "class (possible once accuracy exceeds 1 − α). The `vote` rule's probabilities are vote shares, a few "
+        "discrete values, so its scores tie and its coverage lands above the target.\n"
     )
 
 
