@@ -104,6 +104,8 @@ FUZZ = [
     ("json empty", dict(json={"images": []}), 400),
     ("invalid json", dict(content=b"{not json", headers={"content-type": "application/json"}), 400),
     ("too many images", dict(json={"arrays": np.zeros((9, 28, 28), int).tolist()}), 413),
+    ("too many files", dict(files=[("files", (f"{i}.png", b"x", "image/png")) for i in range(9)]), 413),
+    ("multipart without boundary", dict(content=b"--x--", headers={"content-type": "multipart/form-data"}), 400),
     ("form without files", dict(files={"note": (None, "hello")}), 400),
     ("url-encoded form", dict(data={"a": "b"}), 415),
 ]

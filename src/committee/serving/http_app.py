@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -115,10 +116,8 @@ def model_document(committee: Committee, settings: ServiceSettings, gate, sets) 
     }
 
 
-async def read_images(request: Request, rules: InputRules) -> tuple[list[str], object]:
+async def read_images(request: Request, rules: InputRules) -> tuple[list[str], np.ndarray]:
     """(names, uint8 images ``(N, ...)``) from a multipart or JSON request."""
-    import numpy as np
-
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
@@ -127,7 +126,15 @@ async def read_images(request: Request, rules: InputRules) -> tuple[list[str], o
                 files = [(upload.filename or "upload", await upload.read()) for upload in uploads]
         except BadRequest:
             raise
-        except Exception as exc:  # python-multipart's and Starlette's parse errors
+        except StarletteHTTPException as exc:  # Starlette's form limits and parse errors, as a 400
+            too_many = "Too many files" in str(exc.detail)
+            status, why = (
+                (413, f"over {rules.max_images} images in one request (--max-request-images)")
+                if too_many
+                else (400, exc.detail)
+            )
+            raise BadRequest(status, f"unreadable multipart body: {why}") from None
+        except Exception as exc:  # python-multipart's own errors
             raise BadRequest(400, f"unreadable multipart body ({exc})") from None
         if not files:
             raise BadRequest(400, "no image files in the form (send them as multipart files, e.g. field 'files')")
