@@ -56,6 +56,7 @@ def test_string_labels_round_trip_and_pickle(garments, tmp_path):
     assert (tmp_path / "run" / "members" / "shallow" / "weights.safetensors").is_file()
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class", "ignore:Number of classes in training fold")
 def test_from_run_with_frozen_estimator(finished_run, monkeypatch):
     """The session's trained run as an estimator: frozen, then calibrated and stacked by scikit-learn."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(finished_run.parent / "cache"))
