@@ -49,8 +49,10 @@ def prediction_sets_section(ctx: ReportContext) -> Section | None:
         Table(
             ["model", "method", "α", "test coverage", "mean set size", "single label", "empty"],
             table_rows,
-            caption="Target coverage is 1 − α; with n validation images it is guaranteed on average over "
-            "calibration draws, so one test split lands within a point or so of it.",
+            caption="Target coverage is 1 − α; it is guaranteed on average over calibration draws, so one "
+            "test split lands within a point or so of it. An empty set is an image the model is least sure of, "
+            "left without a class because the model is more accurate than 1 − α; vote shares are few discrete "
+            "values, so the vote rule covers more than asked.",
         )
     )
     return sec
