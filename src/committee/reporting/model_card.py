@@ -11,6 +11,7 @@ import shlex
 
 from committee.base.version import __version__
 from committee.reporting.context import ReportContext, pct, pct_ci, secs
+from committee.rules.committee_rules import DEFAULT_RULE
 
 
 def reproduce_command(ctx: ReportContext) -> str:
@@ -27,11 +28,17 @@ def reproduce_command(ctx: ReportContext) -> str:
     return " ".join(shlex.quote(p) for p in [*parts, "--run-dir", str(ctx.run.path)])
 
 
+def served_rule(ctx: ReportContext) -> str | None:
+    """The rule ``predict``, ``serve`` and ``export`` use by default, when the run evaluated it; else the
+    report's lead rule: the card describes what a user gets."""
+    return DEFAULT_RULE if DEFAULT_RULE in ctx.result.committees else ctx.main_rule
+
+
 def details(ctx: ReportContext) -> list[str]:
     r, env = ctx.result, ctx.environment
     rows = [
         f"- **Kind**: a committee (ensemble) of {len(r.members)} image classifiers combined by the "
-        f"`{ctx.main_rule}` rule, made with committee {__version__}.",
+        f"`{served_rule(ctx)}` rule (what `predict` and `serve` use), made with committee {__version__}.",
         "- **Members**: "
         + "; ".join(
             f"`{n}` ({ctx.members[n].get('arch', n)}, {m.params:,} parameters, trained {secs(m.train_seconds)})"
@@ -53,10 +60,11 @@ def metrics_lines(ctx: ReportContext) -> list[str]:
         lines.append(f"| {name} | {pct_ci(s)} | {s.macro_f1:.4f} | {s.nll:.4f} | {pct(s.ece)} |")
     lines.append("")
     lines.append(f"On the {(r.n_test if r.has_test else r.n_val):,} images of the {split} split (Wilson intervals).")
-    v = r.committees[ctx.main_rule].vs_best_member if ctx.main_rule else None
+    rule = served_rule(ctx)
+    v = r.committees[rule].vs_best_member if rule else None
     if v:
         lines.append(
-            f"The {ctx.main_rule} committee against its best member `{v.member}` (chosen on validation): "
+            f"The {rule} committee against its best member `{v.member}` (chosen on validation): "
             f"{100 * v.gain:+.2f} points [{100 * v.gain_ci[0]:+.2f}, {100 * v.gain_ci[1]:+.2f}] "
             f"(paired bootstrap 95 %), McNemar p = {v.mcnemar_p:.3g}."
         )
@@ -70,7 +78,7 @@ def calibration_lines(ctx: ReportContext) -> list[str]:
         t = r.committees["calibrated"].rule_params["temperature"]
         lines.append(f"Temperature scaling of the mean, fitted on validation: T = {t:.3f}.")
     lines += [f"- `{n}`: ECE {pct(e.scores().ece)}, Brier {e.scores().brier:.4f}" for n, e in r.entries().items()]
-    committee = f"committee:{ctx.main_rule}"
+    committee = f"committee:{served_rule(ctx)}"
     sets = [c for c in r.conformal if c.model == committee and c.method == "lac"]
     if sets:
         lines.append("")
