@@ -10,15 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from committee.evaluation.conformal import ConformalFit, prediction_sets
+from committee.evaluation.shift_suite import entropy
 
 
 def mutual_information(member_probs: np.ndarray) -> np.ndarray:
     """How much the members disagree about the distribution, ``(N,)`` nats, for ``(M, N, K)``: the
     entropy of their mean less their mean entropy (0 when all members say the same)."""
-
-    def entropy(p: np.ndarray) -> np.ndarray:
-        return -(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=-1)
-
     return np.maximum(entropy(member_probs.mean(axis=0)) - entropy(member_probs).mean(axis=0), 0.0)
 
 
@@ -26,7 +23,7 @@ def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: Conform
     """One row per image of a :class:`~committee.serving.trained.Prediction`; ``names`` label the rows,
     ``gate`` is an :class:`~committee.serving.trained.Abstention`, ``sets`` a fitted conformal threshold."""
     rows = []
-    entropy, disagreement = pred.entropy, pred.disagreement
+    committee_entropy, disagreement = pred.entropy, pred.disagreement
     info = mutual_information(np.stack(list(pred.member_probs.values())))
     in_set = prediction_sets(pred.probs, sets) if sets is not None else None
     for i, name in enumerate(names):
@@ -40,7 +37,7 @@ def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: Conform
             "top_k": [{"label": c, "probability": p} for c, p in top],
             "members": {m: pred.classes[v] for m, v in votes.items()},
             "member_probability": {m: float(pred.member_probs[m][i, v]) for m, v in votes.items()},
-            "entropy": float(entropy[i]),
+            "entropy": float(committee_entropy[i]),
             "disagreement": float(disagreement[i]),
             "mutual_information": float(info[i]),
         }
@@ -49,7 +46,7 @@ def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: Conform
                 {
                     "abstained": top[0][1] < gate.confidence_threshold,
                     "confidence_threshold": gate.confidence_threshold,
-                    "out_of_distribution": float(entropy[i]) > gate.ood_threshold,
+                    "out_of_distribution": float(committee_entropy[i]) > gate.ood_threshold,
                     "ood_score": gate.ood_score,
                     "ood_threshold": gate.ood_threshold,
                 }
