@@ -18,7 +18,7 @@ def test_card_reports_shift_and_ood_once_measured(run_copy):
         },
         "ood": {"mnist_digits": {"n": 500, "msp": {"auroc": 0.912}, "energy": None}},
     }
-    run.write_shift(shift)
+    run.write_doc("shift.json", shift)
     ctx = ReportContext.build(run, run_results(run), "not needed")
     card = render_model_card(ctx)
     assert "| committee:calibrated | 85.00 % | 70.00 % | 15.00 % |" in card

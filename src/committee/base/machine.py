@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 import numpy as np
 
 from committee.base.version import __version__
+
+
+def process_start_time() -> float:
+    """When this process started, as ``time.time()`` (Linux: from /proc, so interpreter start-up and
+    imports count; elsewhere: now)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 def cache_dir(name: str) -> Path:

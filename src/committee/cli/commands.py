@@ -12,6 +12,7 @@ import sys
 import time
 
 from committee.base.errors import CommitteeError, UsageError
+from committee.base.machine import process_start_time
 from committee.cli.output import emit_json, fail, one_line_warnings
 from committee.cli.parser import build_parser
 from committee.cli.serve import cmd_serve
@@ -26,7 +27,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
     fields = {f.name for f in dataclasses.fields(RunConfig)} - {"preset"}
     overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    return preset(getattr(args, "preset", None) or "quick").replace(**overrides).check()
+    name = getattr(args, "preset", None)
+    if overrides.get("time_limit"):
+        planned = {"epochs", "epoch_scale"} & overrides.keys()
+        if planned:
+            raise UsageError(f"--time-limit plans the epochs; drop --{'/--'.join(sorted(planned)).replace('_', '-')}")
+        if not name and not overrides.get("members"):
+            name = "planned"  # the planner picks the members (committee.study.planning)
+    return preset(name or "quick").replace(**overrides).check()
 
 
 def executor_from_args(args: argparse.Namespace):
@@ -95,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.quiet else None,
         executor=executor_from_args(args),
+        track=args.track,
     )
     if args.json:
         return emit_json({"members": results})
@@ -130,6 +139,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.quiet else None,
         executor=executor_from_args(args),
+        track=args.track,
     )
     if args.json:
         return emit_json(doc)
@@ -321,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.seeds:
         summary = pipeline.run_seeds(
-            cfg, args.run_dir, args.seeds, resume=args.resume, progress=progress, executor=executor
+            cfg, args.run_dir, args.seeds, resume=args.resume, progress=progress, executor=executor, track=args.track
         ).summary
         if args.json:
             return emit_json(summary)
@@ -331,7 +341,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"directory"
         )
         return 0
-    result = pipeline.run(cfg, args.run_dir, resume=args.resume, progress=progress, executor=executor)
+    result = pipeline.run(
+        cfg,
+        args.run_dir,
+        resume=args.resume,
+        progress=progress,
+        executor=executor,
+        track=args.track,
+        started=process_start_time(),
+    )
     if args.json:
         return emit_json(result.to_dict())
     print(format_table(result))

@@ -66,6 +66,16 @@ open_probability = functools.partial(_number, cast=float, above=0, below=1)
 port_number = functools.partial(_number, cast=int, at_least=1, below=65536)
 
 
+def time_limit(text: str) -> float:
+    """--time-limit: a duration (150s, 10m, 1h) in seconds."""
+    from committee.study.planning import parse_time_limit
+
+    try:
+        return parse_time_limit(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--time-limit ")) from None
+
+
 def add_sets_args(p: argparse.ArgumentParser, always: bool = False) -> None:
     """Conformal prediction sets: asked for with --sets (predict), or always given (serve)."""
     if not always:
@@ -175,12 +185,11 @@ def add_preset_arg(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--preset",
-        default="quick",
         choices=tuple(PRESETS),
-        help="quick (default: the seed's three members, a few minutes on 2 cores), fast (small BN conv nets, "
-        "airbench-style recipe), robust (fast's budget, members that differ in architecture and augmentation), strong "
-        "(three small ResNets, about an hour on 2 cores) or seed (the seed's "
-        "50-epoch protocol); flags override it. docs/results/presets.md: measured times and accuracies",
+        help="quick (default: the seed's three members), fast (two air_cnn members, airbench-style recipe), robust "
+        "(fast's budget, members that differ in augmentation), strong (three wider air_cnn, 40 epochs) or seed (the "
+        "seed's 50-epoch protocol); planned (the default with --time-limit): members chosen to fit the limit; flags "
+        "override it. docs/results/presets.md: measured times and accuracies",
     )
 
 
@@ -287,7 +296,21 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         p.add_argument_group("variants (applied to every member trained, where the architecture has the option)")
     )
     add_backend_args(p)
+    p.add_argument(
+        "--track",
+        type=tracking_target,
+        metavar="WHERE",
+        help="log params, per-epoch metrics and artifacts: mlflow (./mlruns), mlflow:URI (a tracking server) or "
+        "tensorboard (RUN_DIR/tensorboard); needs committee[mlflow] or committee[tensorboard]",
+    )
     add_data_args(p)
+
+
+def tracking_target(text: str) -> str:
+    """--track: mlflow, mlflow:URI or tensorboard."""
+    if text in ("mlflow", "tensorboard") or (text.startswith("mlflow:") and len(text) > len("mlflow:")):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use mlflow, mlflow:URI or tensorboard")
 
 
 def add_member_args(g: argparse._ArgumentGroup) -> None:

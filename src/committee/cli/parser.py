@@ -18,6 +18,7 @@ from committee.cli.flags import (
     positive_int,
     probability,
     seed_int,
+    time_limit,
 )
 from committee.cli.serve import add_serve_parser
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
@@ -95,6 +96,13 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="K",
         help="run the whole preset K times (seeds --seed .. --seed+K-1) in RUN_DIR/seed-k and report mean ± std",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=time_limit,
+        metavar="T",
+        help="the whole run (training, evaluation, report) within T: 150s, 10m, 1h; plans members and epochs on "
+        "this machine's measured speed and writes plan.json (with --preset: its members, epochs scaled)",
     )
     p.add_argument("--json", action="store_true", help="print metrics.json (with --seeds: seeds.json) on stdout")
 

@@ -86,6 +86,15 @@ PRESETS: dict[str, RunConfig] = {
         },
         **AIRBENCH_RECIPE,
     ),
+    # What `committee run --time-limit T` plans when no preset is named (committee.study.planning): air_cnn
+    # members on the airbench recipe; the planner picks their number, epochs, width and shifts.
+    "planned": RunConfig(
+        preset="planned",
+        members=("air1",),
+        default_epochs=5,
+        member_options={"air1": {"arch": "air_cnn"}},
+        **AIRBENCH_RECIPE,
+    ),
 }
 
 

@@ -194,6 +194,9 @@ class RunConfig:
     default_epochs: int = 10
     # Multiplies every member's preset epochs (not an explicit --epochs): a preset at another budget.
     epoch_scale: float = 1.0
+    # Seconds the whole `committee run` may take (start to report): the members' epochs are planned to fit it
+    # and shortened while training if they run slow (committee.study.planning). None: no limit.
+    time_limit: float | None = None
     # None: each architecture's own fastest batch size (models.ModelSpec.batch_size).
     batch_size: int | None = None
     lr: float = 1e-3
@@ -335,6 +338,8 @@ class RunConfig:
                 raise UsageError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"--seed must be 0 to {2**32 - 1}, got {self.seed}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise UsageError(f"--time-limit must be positive, got {self.time_limit}")
         if not (self.epoch_scale > 0 and self.lr > 0):
             raise UsageError("--epoch-scale and --lr must be positive")
         if any(not isinstance(e, int) or e < 1 for e in self.member_epochs.values()):

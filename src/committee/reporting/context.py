@@ -76,12 +76,12 @@ class ReportContext:
             run.config(),
             run.environment(),
             run.data_info(),
-            run.ablation(),
+            run.read_doc("ablation.json"),
             members,
             {n: run.history(n) for n in result.members},
             run.labels("test"),
         )
-        ctx.shift = run.shift()
+        ctx.shift = run.read_doc("shift.json")
         if isinstance(images, str):
             ctx.left_out.append(f"sample images and the mistakes gallery (images not available: {images})")
         else:

@@ -229,7 +229,7 @@ class Committee:
             [Path(d) for d in ood_dirs or []],
             progress,
         )
-        self.run.write_shift(doc)
+        self.run.write_doc("shift.json", doc)
         return doc
 
     def export_onnx(self, out: str | Path, input_dtype: str = "uint8") -> Path:

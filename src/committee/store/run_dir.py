@@ -87,7 +87,7 @@ class RunDir:
 
     RUN_FILES = tuple(
         "config.json data.json metrics.json report.html report.md ablation.json seeds.json seeds.md manifest.json "
-        "shift.json MODEL_CARD.md".split()
+        "shift.json MODEL_CARD.md plan.json tracking.json".split()
     )
 
     def file(self, name: str) -> Path:
@@ -398,24 +398,13 @@ class RunDir:
         self.manifest.record(self._file("metrics.json"))  # its fitted rule parameters drive predict and export
         return self._file("metrics.json")
 
-    def _read_doc(self, name: str) -> dict | None:
-        return read_json(self._file(name), name) if self._file(name).exists() else None
+    def read_doc(self, name: str) -> dict | None:
+        """One of the run's JSON documents (ablation.json, shift.json, plan.json, tracking.json), None if absent."""
+        return read_json(self.file(name), name) if self.file(name).exists() else None
 
-    def _write_doc(self, name: str, doc: dict) -> Path:
-        write_json(self._file(name), doc)
-        return self._file(name)
-
-    def ablation(self) -> dict | None:
-        return self._read_doc("ablation.json")
-
-    def write_ablation(self, doc: dict) -> Path:
-        return self._write_doc("ablation.json", doc)
-
-    def shift(self) -> dict | None:
-        return self._read_doc("shift.json")
-
-    def write_shift(self, doc: dict) -> Path:
-        return self._write_doc("shift.json", doc)
+    def write_doc(self, name: str, doc: dict) -> Path:
+        write_json(self.file(name), doc)
+        return self.file(name)
 
     def write_seeds(self, summary: dict, markdown: str) -> Path:
         write_json(self._file("seeds.json"), summary)
@@ -429,6 +418,10 @@ class RunDir:
         with atomic_path(self.path / "figures" / name) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
+
+    def figure_paths(self) -> list[Path]:
+        """The report's figures (PNG), to hand to an experiment tracker."""
+        return sorted((self.path / "figures").glob("*.png"))
 
     def figure_bytes(self, name: str) -> bytes:
         path = self.path / "figures" / name

@@ -13,11 +13,12 @@ evaluation and the report then run here, from the run directory. Using a trained
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from committee.base.errors import CommitteeError
+from committee.base.errors import CommitteeError, UsageError
 from committee.config.run_config import RunConfig
 from committee.data.sources import load_cached
 from committee.evaluation import ablation
@@ -30,7 +31,9 @@ from committee.serving.trained import run_results
 from committee.store.records import RunResult
 from committee.store.run_dir import RunDir
 from committee.study.jobs import Executor, LocalExecutor
+from committee.study.plan_run import RunPlan, plan_run
 from committee.study.preparation import make_jobs, prepare
+from committee.study.tracking import TrackingSpec, finish_study, start_study
 
 
 def train(
@@ -40,13 +43,34 @@ def train(
     resume: bool = False,
     progress: bool | None = None,
     executor: Executor | None = None,
+    track: str | None = None,
 ) -> list[dict]:
     """Train the config's members into ``run_dir`` (``resume``: finish an interrupted run);
-    returns member.json dicts."""
-    with RunDir(run_dir).lock("train", create=True):
-        cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
-        jobs = make_jobs(run_dir, cfg, members, resume, progress)
-        return [r.info for r in (executor or LocalExecutor()).run(jobs)]
+    returns member.json dicts. ``track``: ``mlflow``, ``mlflow:URI`` or ``tensorboard``."""
+    with RunDir(run_dir).lock("train", create=True) as rundir:
+        spec = start_study(track, cfg, rundir) if track else None
+        infos = train_members(cfg, run_dir, resume, progress, executor, spec)
+        finish_study(spec, rundir)
+        return infos
+
+
+def train_members(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    resume: bool,
+    progress: bool | None,
+    executor: Executor | None,
+    tracking: TrackingSpec | None = None,
+    plan: RunPlan | None = None,
+    started: float | None = None,
+) -> list[dict]:
+    """Prepare the run directory and train its members (with a plan: within its time budget)."""
+    cfg, members = prepare(cfg, run_dir, resume, device=cfg.device if resume else None)
+    if plan is not None:
+        RunDir(run_dir).write_doc("plan.json", plan.doc)
+    jobs = make_jobs(run_dir, cfg, members, resume, progress, plan.shares if plan else {}, tracking)
+    executor = executor or LocalExecutor(started, plan.tail_seconds if plan else None)
+    return [r.info for r in executor.run(jobs)]
 
 
 def evaluate(run_dir: str | Path, rules: list[str] | None = None) -> RunResult:
@@ -85,12 +109,25 @@ def run(
     resume: bool = False,
     progress: bool | None = None,
     executor: Executor | None = None,
+    track: str | None = None,
+    started: float | None = None,
 ) -> RunResult:
-    """Train, evaluate and report one run; returns its results."""
-    with RunDir(run_dir).lock("run", create=True):
-        train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
+    """Train, evaluate and report one run; returns its results.
+
+    With ``cfg.time_limit`` (seconds), the run is planned on this machine's measured speed to end,
+    report included, within the limit counted from ``started`` (``time.time()``; default: now):
+    see :mod:`committee.study.planning`. ``track``: log to MLflow or TensorBoard
+    (:mod:`committee.study.tracking`).
+    """
+    started = started if started is not None else time.time()
+    with RunDir(run_dir).lock("run", create=True) as rundir:
+        plan = plan_run(cfg, started) if cfg.time_limit and not resume else None
+        cfg = plan.config if plan else cfg
+        spec = start_study(track, cfg, rundir) if track else None
+        train_members(cfg, run_dir, resume, progress, executor, spec, plan, started)
         result = evaluate(run_dir)
         report(run_dir, result)
+        finish_study(spec, rundir)
         return result
 
 
@@ -108,15 +145,28 @@ def run_seeds(
     resume: bool = False,
     progress: bool | None = None,
     executor: Executor | None = None,
+    track: str | None = None,
 ) -> SeedsResult:
-    """The whole config ``seeds`` times (seeds cfg.seed ..), each a complete run in RUN_DIR/seed-k; mean +- std."""
+    """The whole config ``seeds`` times (seeds cfg.seed ..), each a complete run in RUN_DIR/seed-k; mean +- std.
+    ``track``: one MLflow run for the study, a nested run per seed's member (``seed-k/air1``)."""
 
-    with RunDir(run_dir).lock("run --seeds", create=True):
-        return _run_seeds(cfg, run_dir, seeds, resume, progress, executor)
+    if cfg.time_limit:
+        raise UsageError("--time-limit plans one run; with --seeds, give each seed's budget with --epoch-scale")
+    with RunDir(run_dir).lock("run --seeds", create=True) as root:
+        spec = start_study(track, cfg, root) if track else None
+        out = _run_seeds(cfg, run_dir, seeds, resume, progress, executor, spec)
+        finish_study(spec, root)
+        return out
 
 
 def _run_seeds(
-    cfg: RunConfig, run_dir: str | Path, seeds: int, resume: bool, progress: bool | None, executor: Executor | None
+    cfg: RunConfig,
+    run_dir: str | Path,
+    seeds: int,
+    resume: bool,
+    progress: bool | None,
+    executor: Executor | None,
+    spec: TrackingSpec | None,
 ) -> SeedsResult:
     root = RunDir(run_dir)
     seed_list = [cfg.seed + k for k in range(seeds)]
@@ -127,7 +177,8 @@ def _run_seeds(
         # --resume: seeds not started before an interruption start now.
         again = resume and sub.has_config()
         seed_cfg, members = prepare(cfg.replace(seed=s), sub.path, again, device=cfg.device if again else None)
-        jobs += make_jobs(sub.path, seed_cfg, members, again, progress)
+        seed_spec = dataclasses.replace(spec, label=f"seed-{s}/") if spec else None
+        jobs += make_jobs(sub.path, seed_cfg, members, again, progress, tracking=seed_spec)
         walls[s] = time.perf_counter() - start
     for r in (executor or LocalExecutor()).run(jobs):
         walls[r.job.config.seed] += r.seconds
@@ -152,11 +203,12 @@ def ablate(
     resume: bool = False,
     progress: bool | None = None,
     executor: Executor | None = None,
+    track: str | None = None,
 ) -> dict:
     """Train ``base`` with each factor on alone and all together, ``seeds`` seeds each; ablation.json's content."""
 
     with RunDir(run_dir).lock("ablate", create=True):
-        return _ablate(cfg, run_dir, base, factors, seeds, resume, progress, executor)
+        return _ablate(cfg, run_dir, base, factors, seeds, resume, progress, executor, track)
 
 
 def _ablate(
@@ -168,6 +220,7 @@ def _ablate(
     resume: bool,
     progress: bool | None,
     executor: Executor | None,
+    track: str | None,
 ) -> dict:
     start = time.perf_counter()
     members = ablation.plan(base, list(factors), [cfg.seed + k for k in range(seeds)], cfg.dropout)
@@ -183,11 +236,11 @@ def _ablate(
         augment=False,
         member_options=members,
     )
-    train(cfg, run_dir, resume=resume, progress=progress, executor=executor)
+    train(cfg, run_dir, resume=resume, progress=progress, executor=executor, track=track)
     rundir = RunDir(run_dir)
     doc = ablation.summarise(rundir, members, base, list(factors))
     doc["wall_seconds"] = time.perf_counter() - start
-    rundir.write_ablation(doc)
+    rundir.write_doc("ablation.json", doc)
     result = evaluate(run_dir, rules=[])
     report(run_dir, result)
     return doc

@@ -16,6 +16,8 @@ from committee.models.transfer import head_parameter_names
 from committee.models.user_models import check_user_model, factory_ref, is_file_source
 from committee.store.run_dir import RunDir
 from committee.study.jobs import TrainJob
+from committee.study.tracking import TrackingSpec
+from committee.training.budget import BudgetShare
 from committee.training.fine_tune import initialise
 from committee.training.loop import member_model
 from committee.training.step import resolve_device
@@ -136,6 +138,13 @@ def check_members_fit(cfg: RunConfig, members: list[str], ds) -> None:
 
 
 def make_jobs(
-    run_dir: str | Path, cfg: RunConfig, members: list[str], resume: bool, progress: bool | None
+    run_dir: str | Path,
+    cfg: RunConfig,
+    members: list[str],
+    resume: bool,
+    progress: bool | None,
+    shares: dict[str, BudgetShare] | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> list[TrainJob]:
-    return [TrainJob(Path(run_dir), m, cfg, resume, progress) for m in members]
+    shares = shares or {}
+    return [TrainJob(Path(run_dir), m, cfg, resume, progress, shares.get(m), tracking) for m in members]

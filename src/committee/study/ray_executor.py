@@ -42,6 +42,7 @@ from committee.base.errors import CommitteeError, UsageError
 from committee.data.sources import load_cached
 from committee.store.run_dir import RunDir
 from committee.study.jobs import JobResult, TrainJob, run_job
+from committee.training.eta import clock_text, jobs_eta
 
 RAY_MISSING = "the Ray backend needs Ray: pip install 'committee[ray]'"
 
@@ -249,7 +250,8 @@ class RayExecutor:
                     remote_job, shipped[key], run.digest(), self.shared_filesystem, max(1, int(self.cpus_per_job))
                 )
                 submitted[ref] = job
-            yield from self._collect(ray, submitted, tqdm)
+            slots = max(1, int(totals.get("CPU", 1) // self.cpus_per_job))
+            yield from self._collect(ray, submitted, tqdm, slots)
         finally:
             if started:
                 try:
@@ -262,9 +264,10 @@ class RayExecutor:
         in_use = ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
         return min(pending, round(in_use / self.cpus_per_job))
 
-    def _collect(self, ray, submitted: dict, tqdm) -> Iterator[JobResult]:
-        """Jobs in completion order: write each member as it lands; failures at the end, in one line."""
-        pending, failed = list(submitted), []
+    def _collect(self, ray, submitted: dict, tqdm, slots: int = 1) -> Iterator[JobResult]:
+        """Jobs in completion order: write each member as it lands; failures at the end, in one line.
+        After each, the study's elapsed time and what is left: jobs left x mean job time / slots."""
+        pending, failed, durations, start = list(submitted), [], [], time.perf_counter()
         bar = tqdm(total=len(pending), unit="job", desc="jobs", file=sys.stderr, disable=self.progress is False or None)
         try:
             while pending:
@@ -288,9 +291,14 @@ class RayExecutor:
                     else:
                         run.import_member(job.member, out["files"])
                     info = out["info"]
+                    durations.append(out["seconds"])
+                    left = jobs_eta(
+                        len(submitted) - len(pending), len(submitted), sum(durations) / len(durations), slots
+                    )
                     log(
                         f"ray: {label} done on {info['hostname']} (node {info['node'][:8]}) in {out['seconds']:.1f} s; "
-                        f"{len(submitted) - len(pending)}/{len(submitted)} finished or failed"
+                        f"{len(submitted) - len(pending)}/{len(submitted)} finished or failed; study "
+                        f"{clock_text(time.perf_counter() - start)}, ~{clock_text(left)} left ({slots} slots)"
                     )
                     yield JobResult(job, info, out["seconds"])
                 bar.update(1)

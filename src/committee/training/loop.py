@@ -38,6 +38,7 @@ from committee.models.registry import ModelSpec, build_model, count_params, get_
 from committee.models.transfer import InitReport
 from committee.models.user_models import origin_record
 from committee.store.run_dir import RunDir
+from committee.training.callbacks import TrainingCallback, statuses
 from committee.training.fine_tune import freeze_for_epoch, initialise, trainable_names
 from committee.training.precision import cache_key, choose, step_rate
 from committee.training.step import lr_factor, make_optimizer, member_seed, moving_average, train_step, training_layout
@@ -218,7 +219,7 @@ def setup_member(
     return t
 
 
-def progress_bar(t: MemberTraining, epoch: int, progress: bool | None) -> tqdm | None:
+def progress_bar(t: MemberTraining, epoch: int, progress: bool | None, status: str = "") -> tqdm | None:
     """progress None: a bar only on a terminal (tqdm's disable=None), so CI logs stay short; False: none."""
     if progress is False:
         return None
@@ -228,7 +229,7 @@ def progress_bar(t: MemberTraining, epoch: int, progress: bool | None) -> tqdm |
         unit_scale=True,
         leave=False,
         disable=None if progress is None else False,
-        desc=f"{t.name} {epoch}/{t.epochs}",
+        desc=f"{t.name} {epoch}/{t.epochs}" + (f" | {status}" if status else ""),
         file=sys.stderr,
     )
 
@@ -288,13 +289,16 @@ def keep_best(t: MemberTraining, run: RunDir, epoch: int, val_acc: float) -> boo
     return improved
 
 
-def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> dict:
+def run_epoch(
+    t: MemberTraining, run: RunDir, progress: bool | None = None, callbacks: list[TrainingCallback] | None = None
+) -> dict:
     """Train one epoch, validate, write history, best weights and checkpoint; returns the history row."""
+    callbacks = callbacks or []
     epoch, n_train = t.next_epoch, len(t.x_train)
     epoch_start = time.perf_counter()
     t.model.train()
     freeze_for_epoch(t.model, epoch, t.opts.freeze_epochs, t.trainable)
-    loss_sum, correct = train_pass(t, epoch, progress_bar(t, epoch, progress))
+    loss_sum, correct = train_pass(t, epoch, progress_bar(t, epoch, progress, statuses(callbacks, t)))
     epoch_train_seconds = time.perf_counter() - epoch_start
     t.train_seconds += epoch_train_seconds
 
@@ -314,10 +318,13 @@ def run_epoch(t: MemberTraining, run: RunDir, progress: bool | None = None) -> d
     t.history.append(row)
     run.write_history(t.name, t.history)
     improved = keep_best(t, run, epoch, val_acc)
+    for cb in callbacks:
+        cb.epoch_end(t, row)
+    status = statuses(callbacks, t)
     log(
         f"{t.name:>10} epoch {epoch:>3}/{t.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
         f"val loss {val_loss:.4f} acc {val_acc:.4f}  {n_train / epoch_train_seconds:,.0f} img/s  "
-        f"{row['seconds']:.1f}s{'  *best' if improved else ''}"
+        f"{row['seconds']:.1f}s{'  *best' if improved else ''}{'  | ' + status if status else ''}"
     )
     if t.patience is not None and t.stale >= t.patience:
         log(f"{t.name:>10} early stop: no validation improvement for {t.patience} epochs")
@@ -382,13 +389,25 @@ def train_member(
     progress: bool | None = None,
     resume: bool = False,
     placement: dict | None = None,
+    callbacks: list[TrainingCallback] | None = None,
 ) -> dict:
     """Train one member, keep its best epoch (by validation accuracy), save its probabilities.
 
     Writes ``members/<name>/{history.csv, weights.safetensors, probs_val.npy,
-    probs_test.npy, member.json}`` and returns the member.json dict.
+    probs_test.npy, member.json}`` and returns the member.json dict. ``callbacks``: a time budget,
+    the study's clock, trackers (:mod:`committee.training.callbacks`).
     """
+    callbacks = callbacks or []
     t = setup_member(name, dataset, splits, cfg, run, device, resume)
-    while not t.done:
-        run_epoch(t, run, progress)
-    return finish_member(t, dataset, splits, run, placement)
+    for cb in callbacks:
+        cb.member_start(t)
+    while True:
+        for cb in callbacks:
+            cb.epoch_start(t)  # a budget may lower t.epochs here
+        if t.done:
+            break
+        run_epoch(t, run, progress, callbacks)
+    info = finish_member(t, dataset, splits, run, placement)
+    for cb in callbacks:
+        cb.member_end(t, info)
+    return info

@@ -46,7 +46,7 @@ def cache_key(device: str, what: str) -> str:
     return f"{processor(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads | {what}"
 
 
-def _read_cache(path: Path) -> dict:
+def read_cache(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -65,13 +65,13 @@ def choose(precision: str, key: str, measure: Callable[[str], float], path: Path
     if precision != "auto":
         raise ValueError(f"unknown precision {precision!r}")
     path = path or cache_path()
-    cache = _read_cache(path)
+    cache = read_cache(path)
     if key in cache:
         entry = cache[key]
         return entry["choice"], {**entry["rates"], "cached": True}
     rates = {p: measure(p) for p in PRECISIONS}
     choice = "bf16" if rates["bf16"] > MARGIN * rates["fp32"] else "fp32"
-    cache = {**_read_cache(path), key: {"choice": choice, "rates": rates}}
+    cache = {**read_cache(path), key: {"choice": choice, "rates": rates}}
     try:
         write_bytes(path, json.dumps(cache, indent=1).encode())
     except Exception:  # noqa: BLE001 -- a read-only home must not stop training; we measure again next time
