@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def run_point(limit: str, seed: int, run_dir: Path) -> dict:
     cmd = [sys.executable, "-m", "committee", "run", "--time-limit", limit, "--seed", str(seed)]
     cmd += ["--run-dir", str(run_dir), "--quiet", "--json"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = tempfile.TemporaryFile("w+")  # a file, not a pipe: metrics.json is larger than a pipe's buffer
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
     etas = []  # (seconds since launch, predicted seconds left)
     log = []
     for line in proc.stderr:
@@ -47,8 +49,9 @@ def run_point(limit: str, seed: int, run_dir: Path) -> dict:
         m = ETA.search(line)
         if m:
             etas.append((now, seconds_of(m.group(2))))
-    out = proc.stdout.read()
     proc.wait()
+    stdout.seek(0)
+    out = stdout.read()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"time_limit: {limit} seed {seed} failed: {log[-1] if log else proc.returncode}")

@@ -348,7 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=progress,
         executor=executor,
         track=args.track,
-        started=process_start_time(),
+        started=args.started,
     )
     if args.json:
         return emit_json(result.to_dict())
@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    # --time-limit counts from the command's start: the process's, when this is the program (start-up counts).
+    started = process_start_time() if argv is None else time.time()
     one_line_warnings()
     args, main_thread = None, threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
@@ -402,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if main_thread else None
     try:
         args = build_parser().parse_args(argv)
+        args.started = started
         apply_limits(args)
         return COMMANDS[args.command](args)
     except CommitteeError as exc:
