@@ -1,4 +1,4 @@
-"""The time-limit planner, the budget that re-plans slow epochs, and the study's ETA: pure arithmetic on hand-made numbers."""
+"""The time-limit planner, the budget that re-plans slow epochs, the study's ETA: arithmetic on hand-made numbers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`committee run --time-limit`, and `--track mlflow|tensorboard` read back with MLflow's and TensorBoard's own readers."""
+"""`run --time-limit`, and `--track mlflow|tensorboard` read back with MLflow's and TensorBoard's own readers."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 import warnings
 
 import pytest
+from tests.conftest import cli
 
 from committee.store.run_dir import RunDir
 from committee.study.tracking import Guarded
 from committee.training.callbacks import TrainingCallback
-from tests.conftest import cli
 
 DATA = ("--data-dir", "{data}", "--no-verify", "--quiet")
 
