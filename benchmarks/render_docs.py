@@ -56,7 +56,8 @@ def index_page() -> str:
         "script named in its command; these pages are rendered from them. Compare figures only within one CPU "
         "and one sitting.\n\n- [Time to accuracy: the presets](presets.md)\n- [Speed: committee bench and the seed's "
         "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n"
-        "- [Serving and prediction sets](serving.md)\n\n" + table(["file", "command", "CPU", "threads", "torch"], rows)
+        "- [Serving and prediction sets](serving.md)\n- [Time limits](time-limit.md)\n\n"
+        + table(["file", "command", "CPU", "threads", "torch"], rows)
     )
 
 
@@ -272,12 +273,89 @@ def serving_page() -> str:
     )
 
 
+def mean_sd(values: list[float]) -> str:
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{m:.2f} ± {sd:.2f}"
+
+
+def time_limit_rows(doc: dict) -> list[list]:
+    groups: dict[tuple, list[dict]] = {}
+    for p in doc["points"]:
+        groups.setdefault((p["limit_seconds"], p["cpu_signature"]), []).append(p)
+    rows = []
+    for (limit, cpu), points in sorted(groups.items()):
+        plans = sorted(
+            {f"{q['plan']['members']} × {q['plan']['family']} air_cnn, {q['plan']['epochs']} epochs" for q in points}
+        )
+        eta = [q["eta_at_10_percent"] for q in points if q["eta_at_10_percent"]]
+        rows.append(
+            [
+                points[0]["limit"],
+                cpu,
+                len(points),
+                f"{max(q['wall_seconds'] for q in points):.0f}",
+                f"{max(q['over_limit_seconds'] for q in points):+.0f}",
+                mean_sd([100 * q["committee_test_acc"] for q in points]),
+                "; ".join(plans),
+                ", ".join(f"{e['predicted_end']:.0f}/{e['actual_end']:.0f} at {e['at_seconds']:.0f} s" for e in eta),
+                sum(len(q["replans"]) for q in points),
+            ]
+        )
+    return rows
+
+
+def time_limit_page() -> str:
+    doc, curves = load("time_limit.json"), load("epoch_curves.json")
+    env = doc["points"][0]["environment"]
+    curve_rows = [
+        [
+            p["family"],
+            p["width"] or 32,
+            p["epochs"],
+            f"{100 * p['val_acc']:.2f}",
+            f"{p['train_seconds']:.0f}",
+            p["precision"],
+            p["environment"]["cpu"],
+        ]
+        for p in sorted(curves["points"], key=lambda p: (p["family"], p["epochs"]))
+    ]
+    return (
+        HEADER + "# Time limits\n\n"
+        "`python benchmarks/time_limit.py --limits 150s,10m --seeds 0,1,2`: complete `committee run --time-limit T "
+        "--seed S` runs in fresh run directories, timed from launch to exit, one at a time; torch "
+        f"{env['torch']}, {env['threads']} threads. The committee is the `mean` rule on the 10,000 official test "
+        "images. *ETA*: the end predicted by the log line nearest to 10 % of the run (the first comes after the "
+        "first epoch), against the actual end, in seconds. *Re-plans*: members shortened while running.\n\n"
+        + table(
+            [
+                "limit",
+                "CPU",
+                "seeds",
+                "max wall s",
+                "max over limit s",
+                "committee test % (mean ± sd)",
+                "plan",
+                "ETA predicted/actual",
+                "re-plans",
+            ],
+            time_limit_rows(doc),
+        )
+        + "\n## What the planner knows\n\n"
+        "Best validation accuracy of one air_cnn member after a complete run of E epochs "
+        "(`benchmarks/epoch_curves.py`; with the sweeps' 10- and 40-epoch runs in "
+        "`src/committee/study/accuracy_curves.json`):\n\n"
+        + table(["family", "width", "epochs", "val %", "train s", "precision", "CPU"], curve_rows)
+    )
+
+
 PAGES = {
     "index.md": index_page,
     "presets.md": presets_page,
     "speed.md": speed_page,
     "transfer.md": transfer_page,
     "serving.md": serving_page,
+    "time-limit.md": time_limit_page,
 }
 
 

@@ -163,7 +163,19 @@ def test_two_members_on_two_nodes_match_the_local_backend(cluster, data_dir, tmp
 
 def test_files_come_back_as_bytes_without_a_shared_filesystem(cluster, data_dir, tmp_path):
     cfg = config(data_dir, members=("shallow", "fast_cnn"), epochs=2)
-    pipeline.train(cfg, tmp_path / "shipped", progress=False, executor=RayExecutor(shared_filesystem=False))
+    uri = (tmp_path / "mlruns").as_uri()
+    executor = RayExecutor(shared_filesystem=False)
+    pipeline.train(cfg, tmp_path / "shipped", progress=False, executor=executor, track=f"mlflow:{uri}")
+    # The workers logged their own members' epochs, nested under the driver's study run.
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = RunDir(tmp_path / "shipped").read_doc("tracking.json")["mlflow"]["run_id"]
+    children = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert {r.data.tags["committee.member"] for r in children} == set(cfg.members)
+    for r in children:
+        assert sorted(m.step for m in client.get_metric_history(r.info.run_id, "val_acc")) == [1, 2]
     local_run(cfg, tmp_path / "local", train_only=True)
     for m in cfg.members:
         assert RunDir(tmp_path / "shipped").is_finished(m)

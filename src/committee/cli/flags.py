@@ -66,8 +66,7 @@ open_probability = functools.partial(_number, cast=float, above=0, below=1)
 port_number = functools.partial(_number, cast=int, at_least=1, below=65536)
 
 
-def time_limit(text: str) -> float:
-    """--time-limit: a duration (150s, 10m, 1h) in seconds."""
+def duration(text: str) -> float:  # --time-limit: 150s, 10m, 1h -> seconds
     from committee.study.planning import parse_time_limit
 
     try:
@@ -306,8 +305,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
 
 
-def tracking_target(text: str) -> str:
-    """--track: mlflow, mlflow:URI or tensorboard."""
+def tracking_target(text: str) -> str:  # --track
     if text in ("mlflow", "tensorboard") or (text.startswith("mlflow:") and len(text) > len("mlflow:")):
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: use mlflow, mlflow:URI or tensorboard")

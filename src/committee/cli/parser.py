@@ -14,11 +14,11 @@ from committee.cli.flags import (
     add_preset_arg,
     add_sets_args,
     add_train_args,
+    duration,
     name_list,
     positive_int,
     probability,
     seed_int,
-    time_limit,
 )
 from committee.cli.serve import add_serve_parser
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
@@ -99,7 +99,7 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--time-limit",
-        type=time_limit,
+        type=duration,
         metavar="T",
         help="the whole run (training, evaluation, report) within T: 150s, 10m, 1h; plans members and epochs on "
         "this machine's measured speed and writes plan.json (with --preset: its members, epochs scaled)",

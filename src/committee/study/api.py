@@ -31,8 +31,8 @@ from committee.serving.trained import run_results
 from committee.store.records import RunResult
 from committee.store.run_dir import RunDir
 from committee.study.jobs import Executor, LocalExecutor
-from committee.study.plan_run import RunPlan, plan_run
 from committee.study.preparation import make_jobs, prepare
+from committee.study.time_limit import RunPlan, plan_run
 from committee.study.tracking import TrackingSpec, finish_study, start_study
 
 

@@ -15,7 +15,7 @@ after a complete E-epoch run, interpolated linearly in log(E) between measured r
 the longest (more epochs than were ever measured buy nothing in the prediction, so spare time
 goes to more members), and the committee's gain over its members, ``G * (1 - 1/K)``. Time comes
 from :mod:`committee.training.rates`: this machine's own rates for each member. Everything here
-is a pure function of those numbers; :mod:`committee.study.plan_run` measures and applies.
+is a pure function of those numbers; :mod:`committee.study.time_limit` measures and applies.
 """
 
 from __future__ import annotations
