@@ -134,6 +134,24 @@ def test_the_budget_shortens_a_member_whose_epochs_run_slow():
     assert budget.status(t) == "planned 10 epochs"
 
 
+def test_the_budget_gives_epochs_back_when_a_slow_spell_passes():
+    now = [0.0]
+    share = BudgetShare(deadline=200.0, epoch_seconds=10.0, final_seconds=0.0, after_seconds=0.0)
+    budget = MemberBudget(share, clock=lambda: now[0])
+    t = member([], epochs=18)
+    budget.epoch_start(t)
+    t.history, t.next_epoch, now[0] = [{"seconds": 40.0}], 2, 40.0  # another job ran beside the first epoch
+    budget.epoch_start(t)
+    assert t.epochs == 5  # 160 s left at 40 s an epoch: 4 more
+    t.history += [{"seconds": 10.0}, {"seconds": 10.0}, {"seconds": 10.0}]
+    t.next_epoch, now[0] = 5, 70.0
+    budget.epoch_start(t)  # the last three ran as planned again: 130 s left is 13 more epochs
+    assert t.epochs == 17
+    now[0] = 0.0
+    budget.epoch_start(t)
+    assert t.epochs == 18  # never above the plan
+
+
 def test_the_budget_leaves_room_for_the_jobs_after_this_one():
     share = BudgetShare(deadline=200.0, epoch_seconds=10.0, final_seconds=0.0, after_seconds=100.0)
     budget = MemberBudget(share, clock=lambda: 0.0)
@@ -154,6 +172,8 @@ def test_the_study_clock_adds_up_the_epochs_left():
     assert clock.status() == "study 1:00, ~0:37 left"
     clock.member_end(t, {})
     assert clock.remaining() == pytest.approx(2 * 6 + 3 + 10)
+    clock.end_by = 110.0  # a time limit: the budget ends the study by then, and the estimate says so
+    assert clock.remaining() == pytest.approx(10.0)
 
 
 def test_clock_text_and_the_ray_eta():

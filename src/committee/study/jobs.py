@@ -112,7 +112,9 @@ def study_clock(jobs: list[TrainJob], started: float | None = None, tail_seconds
     ]
     if tail_seconds is None:
         tail_seconds = TAIL_BASE + TAIL_PER_MEMBER * len(jobs)
-    return StudyClock(estimates, tail_seconds, **({"start": started} if started else {}))
+    deadlines = [j.budget.deadline for j in jobs if j.budget]
+    end_by = max(deadlines) + tail_seconds if deadlines else None
+    return StudyClock(estimates, tail_seconds, **({"start": started} if started else {}), end_by=end_by)
 
 
 class LocalExecutor:

@@ -2,11 +2,12 @@
 
 The plan (:mod:`committee.study.planning`) gives every member its epochs, the seconds one of its
 epochs should take, and the seconds its final predictions and the jobs after it need. Before each
-epoch, :class:`MemberBudget` compares the epochs measured so far with the plan and, if the member
-would overrun its share, lowers ``t.epochs`` to what still fits (at least one epoch is always run:
-a member with no epoch has no weights). The one-cycle schedule is a function of ``t.epochs``, so
-it follows: the learning rate anneals sooner instead of the run stopping at a high rate. The jobs
-after this one are assumed to run as much slower as this one does (a noisy machine slows all).
+epoch, :class:`MemberBudget` compares the recent epochs (the mean of the last three) with the plan
+and sets ``t.epochs`` to what still fits: lower if the member would overrun its share, back up (never
+above the plan) when a slow spell has passed. At least one epoch is always run: a member with no
+epoch has no weights. The one-cycle schedule is a function of ``t.epochs``, so it follows: the
+learning rate anneals sooner instead of the run stopping at a high rate. The jobs after this one are
+assumed to run as much slower as this one does (a noisy machine slows all).
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ class MemberBudget(TrainingCallback):
         self.planned: int | None = None
 
     def slowdown(self, t) -> float:
-        """Measured epoch seconds over planned (1 before the first epoch); the slowest recent epoch counts."""
+        """Recent epoch seconds (the mean of the last three) over planned; 1 before the first epoch."""
         if not t.history:
             return 1.0
-        recent = max(row["seconds"] for row in t.history[-2:])
-        return max(recent, sum(row["seconds"] for row in t.history) / len(t.history)) / self.share.epoch_seconds
+        recent = [row["seconds"] for row in t.history[-3:]]
+        return sum(recent) / len(recent) / self.share.epoch_seconds
 
     def epoch_start(self, t) -> None:
         if self.planned is None:
@@ -56,11 +57,11 @@ class MemberBudget(TrainingCallback):
         ratio = self.slowdown(t)
         left = self.share.deadline - self.clock() - (self.share.after_seconds + self.share.final_seconds) * ratio
         done = t.next_epoch - 1
-        new = epochs_that_fit(done, t.epochs, left, self.share.epoch_seconds * ratio)
-        if new < t.epochs:
+        new = epochs_that_fit(done, self.planned, left, self.share.epoch_seconds * ratio)
+        if new != t.epochs:
             log(
                 f"{t.name:>10} re-planned: {t.epochs} -> {new} epochs to keep the time limit "
-                f"(epochs run {ratio:.2f}x the planned {self.share.epoch_seconds:.1f} s)"
+                f"(recent epochs ran {ratio:.2f}x the planned {self.share.epoch_seconds:.1f} s)"
             )
             t.epochs = new
 

@@ -42,6 +42,7 @@ class StudyClock(TrainingCallback):
     tail_seconds: float = 0.0  # evaluation and report after the last member
     start: float = field(default_factory=time.time)
     clock: object = time.time
+    end_by: float | None = None  # time.time() by which a time limit ends the study: the estimate never passes it
 
     def job(self, name: str) -> JobEstimate:
         return next(j for j in self.jobs if j.name == name and not j.finished)
@@ -66,7 +67,8 @@ class StudyClock(TrainingCallback):
         for j in self.jobs:
             if not j.finished:
                 left += (j.epochs - j.done_epochs) * (j.epoch_seconds or fallback) + j.final_seconds
-        return left
+        # Under a time limit the budget shortens members that would overrun, so the study ends by then.
+        return left if self.end_by is None else min(left, max(self.end_by - self.clock(), 0.0))
 
     def elapsed(self) -> float:
         return self.clock() - self.start
