@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,7 @@ class MlflowMember(TrainingCallback):
 
         if row["epoch"] <= self.logged:
             return
-        stamp = int(1000 * __import__("time").time())
+        stamp = int(1000 * time.time())
         values = {**{k: row[k] for k in METRICS}, "images_per_s": len(t.x_train) / row["seconds"]}
         metrics = [Metric(k, float(v), stamp, row["epoch"]) for k, v in values.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
