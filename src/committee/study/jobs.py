@@ -120,6 +120,10 @@ def study_clock(jobs: list[TrainJob], started: float | None = None, tail_seconds
 class LocalExecutor:
     """Runs jobs one after another in this process, in the order given, with the study's clock (ETA)."""
 
+    # Class defaults too: a subclass that does not call this __init__ still runs.
+    started: float | None = None
+    tail_seconds: float | None = None
+
     def __init__(self, started: float | None = None, tail_seconds: float | None = None):
         self.started, self.tail_seconds = started, tail_seconds
 
