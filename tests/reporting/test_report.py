@@ -17,6 +17,7 @@ SECTIONS = [
     "architectures",
     "training",
     "results",
+    "price",
     "calibration",
     "prediction-sets",
     "diversity",

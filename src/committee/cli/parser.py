@@ -21,6 +21,7 @@ from committee.cli.flags import (
     seed_int,
 )
 from committee.cli.serve import add_serve_parser
+from committee.config.run_config import BASELINES
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
 
 
@@ -62,6 +63,7 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train committee members into a run directory")
     add_preset_arg(p)
     add_train_args(p)
+    add_baseline_arg(p)
     p.add_argument("--json", action="store_true", help="print the members' summaries as JSON")
 
     p = sub.add_parser("evaluate", help="score members and committee rules from saved probabilities")
@@ -104,7 +106,18 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
         help="the whole run (training, evaluation, report) within T: 150s, 10m, 1h; plans members and epochs on "
         "this machine's measured speed and writes plan.json (with --preset: its members, epochs scaled)",
     )
+    add_baseline_arg(p)
     p.add_argument("--json", action="store_true", help="print metrics.json (with --seeds: seeds.json) on stdout")
+
+
+def add_baseline_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="same-budget: after the members, also train one model with the committee's whole training budget "
+        "(the best member's architecture for the members' summed epochs, and a sqrt(K)-times wider one where it "
+        "has a width), scored beside the committee and never in it",
+    )
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:

@@ -30,6 +30,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
 CHANNELS = ("auto", "1", "3")
+BASELINES = ("same-budget",)
 # RunConfig fields a member can override (member_options); the rest are the run's.
 MEMBER_OPTIONS = (
     "bn",
@@ -252,6 +253,12 @@ class RunConfig:
     # "epochs", "lr", "optimizer", ...}}.
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
     member_options: dict[str, dict] = field(default_factory=dict)
+    # Models trained beside the committee and scored like members, never in its rules: the same-budget
+    # baselines and a distilled student (committee.study.baselines, committee.study.distill); their
+    # options are in member_options.
+    companions: tuple[str, ...] = ()
+    # "same-budget": after the members, one model given the committee's whole training budget.
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         # A member given as a factory or nn.Module class (the Python API): registered under its name.
@@ -286,10 +293,19 @@ class RunConfig:
         Imports the run's own modules first (``imports``, ``model_sources``), so their architectures are known."""
         import_models(self.imports)
         restore_models(self.model_sources)
-        for member in (*self.members, *self.member_options):
+        for member in (*self.members, *self.companions, *self.member_options):
             check_member_name(member)
         if len(set(self.members)) != len(self.members):
             raise UsageError("--members lists a model twice")
+        both = sorted(set(self.members) & set(self.companions))
+        if both:
+            raise UsageError(f"{both[0]} is both a member and a companion model; rename it")
+        if self.baseline not in (None, *BASELINES):
+            raise UsageError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.baseline and len(self.members) < 2:
+            raise UsageError("--baseline compares a committee with one model given its budget: give 2+ members")
+        if self.baseline and self.time_limit:
+            raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
         if not self.members:
             raise UsageError("give at least one member")
         self._check_ranges()
@@ -364,6 +380,7 @@ class RunConfig:
         d["members"] = list(self.members)
         d["rules"] = list(self.rules)
         d["imports"] = list(self.imports)
+        d["companions"] = list(self.companions)
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
@@ -384,7 +401,7 @@ class RunConfig:
             raise CommitteeError(f"{source}: unknown keys {sorted(unknown)}")
         kw = {"fit": "squash"} | {k: v for k, v in d.items() if k in names}  # runs made before "fit" squashed
         check_field_types(cls, kw, source)
-        for key in ("members", "rules", "classes", "imports"):
+        for key in ("members", "rules", "classes", "imports", "companions"):
             if not all(isinstance(v, str) for v in kw.get(key) or ()):
                 raise CommitteeError(f"{source}: {key} must be a list of names")
         for key in ("member_epochs", "member_options", "model_sources", "init"):
@@ -393,7 +410,7 @@ class RunConfig:
         for key in ("model_sources", "init"):
             if not all(isinstance(v, str) for v in (kw.get(key) or {}).values()):
                 raise CommitteeError(f"{source}: {key} must map names to strings")
-        for key in ("members", "rules", "classes", "imports"):
+        for key in ("members", "rules", "classes", "imports", "companions"):
             if kw.get(key) is not None:
                 kw[key] = tuple(kw[key])
         return cls(**kw)

@@ -11,6 +11,7 @@ import numpy as np
 from committee.base.errors import CommitteeError
 from committee.evaluation.conformal import conformal_rows
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
+from committee.evaluation.price import price_points
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import (
     MEMBER_INFO_KEYS,
@@ -87,15 +88,18 @@ def score_committee(
     test_stack: np.ndarray | None,
     labels_test: np.ndarray | None,
     scores,
+    companions: dict[str, tuple[MemberResult, np.ndarray]] | None = None,
 ) -> CommitteeResult:
     """Fit one rule on the validation stack ``(M, N_val, K)``, score it on both splits, and its gain over
-    the best member on test."""
+    the best member on test, and over each companion model (``{name: (result, test predictions (N,))}``)."""
     params = fit_rule(rule, val_stack, labels_val)
     test_probs = combine(rule, params, test_stack) if test_stack is not None else None
-    gain = None
+    gain, vs_companions = None, {}
     if test_probs is not None:
         best_pred = test_stack[names.index(best)].argmax(1)
         gain = gain_over(best, member_results[best].test, labels_test, test_probs.argmax(1), best_pred)
+        pred = test_probs.argmax(1)
+        vs_companions = {n: gain_over(n, c.test, labels_test, pred, own) for n, (c, own) in (companions or {}).items()}
     infer = [member_results[n].infer_seconds_per_1000 for n in names]
     return CommitteeResult(
         rule,
@@ -108,6 +112,7 @@ def score_committee(
         train_seconds=sum(member_results[n].train_seconds for n in names),
         infer_seconds_per_1000=sum(infer) if all(infer) else None,
         vs_best_member=gain,
+        vs_companions=vs_companions,
     )
 
 
@@ -119,27 +124,28 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     labels_val, labels_test = run.labels("val"), run.labels("test")
     members = finished_artifacts(run, labels_val)
     names = [m.name for m in members]
-    has_test = labels_test is not None and all(m.probs_test is not None for m in members)
+    extra = [run.member(n) for n in run.finished_companions()]
+    has_test = labels_test is not None and all(m.probs_test is not None for m in [*members, *extra])
     classes = run.class_names()
 
     def scores(labels: np.ndarray, probs: np.ndarray) -> Scores:
         return Scores.from_dict(evaluate_probs(labels, probs, classes))
 
-    member_results = {
-        m.name: MemberResult(
-            m.name,
-            scores(labels_val, m.probs_val),
-            scores(labels_test, m.probs_test) if has_test else None,
-            {k: m.info.get(k) for k in MEMBER_INFO_KEYS if k in m.info},
-        )
-        for m in members
-    }
+    def result_of(m: MemberArtifacts) -> MemberResult:
+        info = {k: m.info.get(k) for k in MEMBER_INFO_KEYS if k in m.info}
+        test = scores(labels_test, m.probs_test) if has_test else None
+        return MemberResult(m.name, scores(labels_val, m.probs_val), test, info)
+
+    member_results = {m.name: result_of(m) for m in members}
+    companions = {c.name: (result_of(c), c.probs_test.argmax(1) if has_test else None) for c in extra}
     # The best member is chosen on validation, never on test.
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
     committees = {
-        rule: score_committee(rule, names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores)
+        rule: score_committee(
+            rule, names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores, companions
+        )
         for rule in rules
     }
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
@@ -163,9 +169,21 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         [m for m in cfg.members if m not in names],
         div,
         sets,
+        {n: c for n, (c, _) in companions.items()},
+        price_points(
+            member_results, {n: c for n, (c, _) in companions.items()}, val_stack, labels_val, test_stack, labels_test
+        ),
     )
     run.write_metrics(result)
     return result
+
+
+def gain_line(committee: str, other: str, v: Gain) -> str:
+    """One line: a committee's test gain over another model, its interval and McNemar's test."""
+    return (
+        f"{committee} vs {other}: {100 * v.gain:+.2f} points [{100 * v.gain_ci[0]:+.2f}, {100 * v.gain_ci[1]:+.2f}] "
+        f"(paired bootstrap 95 %), fixed {v.fixed}, broke {v.broken}, McNemar p = {v.mcnemar_p:.3g}"
+    )
 
 
 def format_table(result: RunResult) -> str:
@@ -189,11 +207,10 @@ def format_table(result: RunResult) -> str:
     if gains:
         lines.append("")
     for c, v in gains:
-        lines.append(
-            f"{c.name} vs best member {v.member} (chosen on validation): {100 * v.gain:+.2f} points "
-            f"[{100 * v.gain_ci[0]:+.2f}, {100 * v.gain_ci[1]:+.2f}] (paired bootstrap 95 %), "
-            f"fixed {v.fixed}, broke {v.broken}, McNemar p = {v.mcnemar_p:.3g}"
-        )
+        lines.append(gain_line(c.name, f"best member {v.member} (chosen on validation)", v))
+    main = result.committees.get(result.main_rule) if result.main_rule else None
+    for name, v in (main.vs_companions if main else {}).items():
+        lines.append(gain_line(main.name, name, v))
     if result.skipped_members:
         lines.append(f"left out (no saved probabilities): {', '.join(result.skipped_members)}")
     return "\n".join(lines)

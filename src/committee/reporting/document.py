@@ -18,6 +18,7 @@ from committee.reporting.sections_analysis import (
     strengths_section,
     trust_under_shift_section,
 )
+from committee.reporting.sections_price import price_section
 from committee.reporting.sections_sets import prediction_sets_section
 from committee.reporting.sections_study import (
     ablation_section,
@@ -35,6 +36,7 @@ SECTIONS = (
     architectures_section,
     training_section,
     results_section,
+    price_section,
     seed_comparison_section,
     ablation_section,
     calibration_section,

@@ -347,3 +347,45 @@ def risk_coverage(ax: Axes, curves: dict[str, tuple[np.ndarray, np.ndarray]]) ->
     ax.set_title("Selective prediction")
     ax.legend(fontsize=7)
     return ax
+
+
+def price_map(
+    ax: Axes,
+    cost: np.ndarray,
+    accuracy: np.ndarray,
+    kinds: list[str],
+    frontier: np.ndarray,
+    labels: list[str],
+    xlabel: str,
+) -> Axes:
+    """Accuracy (%) against one cost (log scale) for every way to spend it: ``kinds`` colour the points (member,
+    subset, companion), the points where ``frontier`` is true are joined in cost order, an empty label leaves a
+    point unnamed."""
+    cost, accuracy, frontier = np.asarray(cost, float), np.asarray(accuracy, float), np.asarray(frontier, bool)
+    for i, kind in enumerate(("subset", "member", "companion")):
+        sel = np.array([k == kind for k in kinds], bool)
+        if sel.any():
+            ax.scatter(
+                cost[sel], accuracy[sel], s=14 if kind == "subset" else 30, color=PALETTE[i], label=kind, zorder=2
+            )
+    front = np.flatnonzero(frontier)
+    front = front[np.argsort(cost[front])]
+    ax.plot(cost[front], accuracy[front], "--", color="#777", lw=0.9, label="frontier (on validation)", zorder=1)
+    for x, y, text in zip(cost, accuracy, labels):
+        if text:
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, -9), fontsize=7, color="#444")
+    log_axis(ax.xaxis)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return ax
+
+
+def log_axis(axis) -> None:
+    """A log-scale axis with plain tick labels (``text.parse_math`` is off, so matplotlib's default
+    ``$10^{2}$`` labels would print as source)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())

@@ -240,35 +240,6 @@ def training_section(ctx: ReportContext) -> Section:
     return sec
 
 
-def pareto_figure(ctx: ReportContext, sec: Section, names: list[str], acc: list, ci: list, is_c: list) -> None:
-    """Accuracy against inference cost with the Pareto front, when every entry has a cost."""
-    plt, r = pyplot(), ctx.result
-    cost = [r.entries()[n].infer_seconds_per_1000 for n in names]
-    if all(cost) and len(names) > 1:
-        main = f"committee:{ctx.main_rule}"
-        # Committees of one run share a cost (all members run), so only the main rule is named.
-        labels = [n if not c or n == main else "" for n, c in zip(names, is_c)]
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
-        plots.accuracy_vs_cost(
-            ax,
-            1000 * np.array(cost),
-            100 * np.array(acc),
-            100 * np.array(ci),
-            labels,
-            ["committee" if c else "member" for c in is_c],
-            "inference, ms per 1,000 images (CPU)",
-        )
-        ax.set_xscale("log")
-        sec.blocks.append(
-            ctx.save(
-                fig,
-                "pareto.png",
-                "Accuracy against inference cost. The dashed line is the Pareto "
-                "front: nothing is both cheaper and more accurate than a point on it.",
-            )
-        )
-
-
 def results_section(ctx: ReportContext) -> Section:
     """Accuracy, cost and the rules' weights of every member and committee."""
 
@@ -312,7 +283,6 @@ def results_section(ctx: ReportContext) -> Section:
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.0))
     plots.accuracy_bars(ax, names, np.array(acc), np.array(ci), is_c)
     sec.blocks.append(ctx.save(fig, "accuracy.png", f"{split.capitalize()} accuracy with 95 % Wilson intervals."))
-    pareto_figure(ctx, sec, names, acc, ci, is_c)
     rules = [
         [
             c.name,

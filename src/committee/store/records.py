@@ -158,6 +158,8 @@ class CommitteeResult(_HasScores):
     train_seconds: float
     infer_seconds_per_1000: float | None
     vs_best_member: Gain | None = None
+    # Against each companion model (a same-budget baseline, a student), on test: {name: Gain}.
+    vs_companions: dict[str, Gain] = field(default_factory=dict)
 
     is_committee = True
 
@@ -174,6 +176,7 @@ class CommitteeResult(_HasScores):
             val=self.val.to_dict(),
             test=self.test.to_dict() if self.test else None,
             vs_best_member=dataclasses.asdict(self.vs_best_member) if self.vs_best_member else None,
+            vs_companions={n: dataclasses.asdict(g) for n, g in self.vs_companions.items()},
         )
         return d
 
@@ -191,6 +194,7 @@ class CommitteeResult(_HasScores):
             d["train_seconds"],
             d.get("infer_seconds_per_1000"),
             Gain(**gain) if gain else None,
+            {n: Gain(**g) for n, g in (d.get("vs_companions") or {}).items()},
         )
 
 
@@ -222,6 +226,20 @@ class ConformalRow:
 
 
 @dataclass(frozen=True)
+class PricePoint:
+    """One way to spend the budget: a committee subset (mean rule), a member or a companion model."""
+
+    name: str  # "air1+air2", a member's or a companion's name
+    kind: str  # member | subset | companion
+    members: list[str]
+    val_accuracy: float
+    test_accuracy: float | None
+    train_seconds: float
+    infer_ms_per_1000: float | None
+    frontier: list[str]  # the costs ("infer", "train") on whose validation Pareto frontier it lies
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything ``committee evaluate`` computes for a run; ``metrics.json`` is its JSON form."""
 
@@ -236,6 +254,9 @@ class RunResult:
     skipped_members: list[str] = field(default_factory=list)
     diversity: Diversity | None = None
     conformal: list[ConformalRow] = field(default_factory=list)  # prediction sets per model, method, alpha
+    # Models trained beside the committee (same-budget baselines, a student): scored like members.
+    companions: dict[str, MemberResult] = field(default_factory=dict)
+    price: list[PricePoint] = field(default_factory=list)  # accuracy against cost (evaluation.price)
 
     @property
     def has_test(self) -> bool:
@@ -251,8 +272,8 @@ class RunResult:
         return "mean" if "mean" in self.committees else next(iter(self.committees), None)
 
     def entries(self) -> dict[str, MemberResult | CommitteeResult]:
-        """Members, then committees as ``committee:<rule>``."""
-        return {**self.members, **{c.name: c for c in self.committees.values()}}
+        """Members, companion models, then committees as ``committee:<rule>``."""
+        return {**self.members, **self.companions, **{c.name: c for c in self.committees.values()}}
 
     def get(self, name: str) -> MemberResult | CommitteeResult:
         entries = self.entries()
@@ -278,6 +299,8 @@ class RunResult:
             "committees": {r: c.to_dict() for r, c in self.committees.items()},
             "diversity": dataclasses.asdict(self.diversity) if self.diversity else None,
             "conformal": [dataclasses.asdict(c) for c in self.conformal],
+            "companions": {n: m.to_dict() for n, m in self.companions.items()},
+            "price": [dataclasses.asdict(p) for p in self.price],
         }
 
     @classmethod
@@ -304,6 +327,8 @@ class RunResult:
                 list(d.get("skipped_members", [])),
                 Diversity(**div) if div else None,
                 [ConformalRow(**c) for c in d.get("conformal") or []],
+                {n: MemberResult.from_dict(n, e) for n, e in (d.get("companions") or {}).items()},
+                [PricePoint(**p) for p in d.get("price") or []],
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CommitteeError(

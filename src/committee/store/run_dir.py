@@ -26,7 +26,6 @@ import numpy as np
 
 from committee.base.errors import CommitteeError
 from committee.base.fileio import (
-    atomic_path,
     ensure_dir,
     os_error,
     read_json,
@@ -47,6 +46,7 @@ from committee.store.history import history_csv, read_history
 from committee.store.lock import run_lock
 from committee.store.manifest import Manifest
 from committee.store.records import MemberArtifacts, RunResult
+from committee.store.report_files import ReportFiles
 from committee.store.weights import load_weights, save_weights
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 SPLIT_NAMES = ("train", "val", "test")
 
 
-class RunDir:
+class RunDir(ReportFiles):
     """One run directory. ``keeps_manifest=False``: member writes leave manifest.json alone (a cluster
     worker writing in place beside other workers; the driver records the checksums with :meth:`record_member`)."""
 
@@ -144,9 +144,12 @@ class RunDir:
             return {}
 
     def save_config(self, cfg: RunConfig, environment: dict | None = None) -> None:
+        """config.json (and its checksum in the manifest); ``environment`` None keeps the recorded one."""
+        environment = environment or self.environment()
         write_json(
             self._file("config.json"), {**cfg.to_dict(), **({"environment": environment} if environment else {})}
         )
+        self.manifest.record(self._file("config.json"))
 
     def save_inputs(
         self, cfg: RunConfig, environment: dict, data_info: dict, labels: np.ndarray, splits: dict[str, np.ndarray]
@@ -166,7 +169,6 @@ class RunDir:
             *(self.path / "splits" / f"{s}.npy" for s in splits),
         )
         self.save_config(cfg, environment)
-        self.manifest.record(self._file("config.json"))
 
     def remove_stale_temps(self) -> int:
         """Delete temporary files left by a process killed mid-write (SIGKILL); returns how many."""
@@ -350,10 +352,17 @@ class RunDir:
                 + self.manifest.hint().replace("if you changed files", "if you removed it")
             )
         try:
-            order = list(self.config().members)
+            cfg = self.config()
+            order, companions = list(cfg.members), set(cfg.companions)
         except CommitteeError:
-            order = []
+            order, companions = [], set()
+        names = [n for n in names if n not in companions]  # scored beside the committee, never in it
         return sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+    def finished_companions(self) -> list[str]:
+        """The finished models trained beside the committee (same-budget baselines, a student)."""
+        done = set(self.finished_member_names())
+        return [n for n in self.config().companions if n in done]
 
     def member_info(self, name: str) -> dict:
         """member.json, checked against the manifest and for sense (what rebuilds the model)."""
@@ -405,39 +414,3 @@ class RunDir:
     def write_doc(self, name: str, doc: dict) -> Path:
         write_json(self.file(name), doc)
         return self.file(name)
-
-    def write_seeds(self, summary: dict, markdown: str) -> Path:
-        write_json(self._file("seeds.json"), summary)
-        write_text(self._file("seeds.md"), markdown)
-        return self._file("seeds.json")
-
-    def save_figure(self, fig, name: str) -> None:
-        """A matplotlib figure as figures/<name> (PNG), written atomically; the figure is closed."""
-        import matplotlib.pyplot as plt
-
-        with atomic_path(self.path / "figures" / name) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-
-    def figure_paths(self) -> list[Path]:
-        """The report's figures (PNG), to hand to an experiment tracker."""
-        return sorted((self.path / "figures").glob("*.png"))
-
-    def figure_bytes(self, name: str) -> bytes:
-        path = self.path / "figures" / name
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise os_error(path, exc, "cannot read") from None
-
-    def write_report(self, markdown: str, html: str, card: str) -> tuple[Path, Path]:
-        """report.md, report.html and MODEL_CARD.md; returns the report's paths (html first)."""
-        write_text(self._file("MODEL_CARD.md"), card)
-        write_text(self._file("report.md"), markdown)
-        write_bytes(self._file("report.html"), html.encode("utf-8"))
-        return self._file("report.html"), self._file("report.md")
-
-    def model_card(self) -> str | None:
-        """MODEL_CARD.md as written with the report, or None before the first report."""
-        path = self._file("MODEL_CARD.md")
-        return path.read_text(encoding="utf-8") if path.exists() else None

@@ -30,6 +30,7 @@ from committee.reporting.document import write_report
 from committee.serving.trained import run_results
 from committee.store.records import RunResult
 from committee.store.run_dir import RunDir
+from committee.study.baselines import baseline_jobs
 from committee.study.jobs import Executor, LocalExecutor
 from committee.study.preparation import make_jobs, prepare
 from committee.study.time_limit import RunPlan, plan_run
@@ -70,7 +71,10 @@ def train_members(
         RunDir(run_dir).write_doc("plan.json", plan.doc)
     jobs = make_jobs(run_dir, cfg, members, resume, progress, plan.shares if plan else {}, tracking)
     executor = executor or LocalExecutor(started, plan.tail_seconds if plan else None)
-    return [r.info for r in executor.run(jobs)]
+    infos = [r.info for r in executor.run(jobs)]
+    if cfg.baseline:  # after the members: the baseline takes the best one's architecture
+        infos += [r.info for r in executor.run(baseline_jobs(run_dir, resume, progress, tracking))]
+    return infos
 
 
 def evaluate(run_dir: str | Path, rules: list[str] | None = None) -> RunResult:
@@ -180,8 +184,19 @@ def _run_seeds(
         seed_spec = dataclasses.replace(spec, label=f"seed-{s}/") if spec else None
         jobs += make_jobs(sub.path, seed_cfg, members, again, progress, tracking=seed_spec)
         walls[s] = time.perf_counter() - start
-    for r in (executor or LocalExecutor()).run(jobs):
+    executor = executor or LocalExecutor()
+    for r in executor.run(jobs):
         walls[r.job.config.seed] += r.seconds
+    if cfg.baseline:
+        jobs = [
+            job
+            for s in seed_list
+            for job in baseline_jobs(
+                root.seed_run(s).path, resume, progress, dataclasses.replace(spec, label=f"seed-{s}/") if spec else None
+            )
+        ]
+        for r in executor.run(jobs):
+            walls[r.job.config.seed] += r.seconds
     runs = {}
     for s in seed_list:
         start = time.perf_counter()

@@ -78,6 +78,7 @@ def prepare(
             members=tuple(dict.fromkeys([*old.members, *cfg.members])),
             member_options={**old.member_options, **{m: cfg.options_for(m).to_dict() for m in to_train}},
             imports=tuple(dict.fromkeys([*old.imports, *cfg.imports])),
+            companions=tuple(dict.fromkeys([*old.companions, *cfg.companions])),
             model_sources={**old.model_sources, **cfg.model_sources},
             init={**old.init, **cfg.init},
         )
