@@ -37,6 +37,7 @@ _EXPORTS = {
     "run_seeds": "committee.study.api",
     "ablate": "committee.study.api",
     "compare": "committee.study.api",
+    "distill": "committee.study.api",
     "SeedsResult": "committee.study.api",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -13,6 +13,7 @@ import time
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.machine import process_start_time
+from committee.cli.distill import cmd_distill
 from committee.cli.output import emit_json, fail, one_line_warnings
 from committee.cli.parser import build_parser
 from committee.cli.serve import cmd_serve
@@ -225,7 +226,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     args.alpha, args.set_method = args.alpha or DEFAULT_ALPHA, args.set_method or "lac"
     run = RunDir(args.run_dir)
     files, arrays, errors = read_inputs(args.inputs, run, args.invert)
-    committee = Committee.load(args.run_dir, args.rule, args.precision)
+    committee = Committee.load(args.run_dir, args.rule, args.precision, args.model)
     gate = committee.abstention(args.coverage, args.target_accuracy) if args.abstain else None
     sets = committee.conformal(args.alpha, args.set_method) if args.sets else None
     rows = prediction_rows(committee.explain(np.concatenate(arrays)), files, args.top_k, gate, sets) if files else []
@@ -243,16 +244,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from committee.serving.trained import Committee
 
-    committee = Committee.load(args.run_dir, args.rule)
+    committee = Committee.load(args.run_dir, args.rule, model=args.model)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = committee.export_onnx(args.out, args.input_dtype)
     if args.json:
-        return emit_json({"onnx": str(path), "rule": args.rule, "input_dtype": args.input_dtype})
+        return emit_json(
+            {"onnx": str(path), "rule": committee.rule, "model": args.model, "input_dtype": args.input_dtype}
+        )
     c, size, _ = committee.input_shape
     print(
-        f"wrote {path} (rule {args.rule}, input {args.input_dtype} (N, {c}, {size}, {size}), "
+        f"wrote {path} ({args.model or 'rule ' + committee.rule}, input {args.input_dtype} (N, {c}, {size}, {size}), "
         f"output probabilities (N, {len(committee.classes)}))"
     )
     return 0
@@ -375,6 +378,7 @@ COMMANDS = {
     "shift": cmd_shift,
     "verify": cmd_verify,
     "serve": cmd_serve,
+    "distill": cmd_distill,
 }
 
 

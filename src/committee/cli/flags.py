@@ -75,26 +75,6 @@ def duration(text: str) -> float:  # --time-limit: 150s, 10m, 1h -> seconds
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--time-limit ")) from None
 
 
-def add_sets_args(p: argparse.ArgumentParser, always: bool = False) -> None:
-    """Conformal prediction sets: asked for with --sets (predict), or always given (serve)."""
-    if not always:
-        p.add_argument(
-            "--sets",
-            action="store_true",
-            help="also give each image's prediction set: the classes that hold the true one with probability "
-            ">= 1 - alpha (split conformal, fitted on the run's validation split)",
-        )
-    prefix = "" if always else "--sets: "
-    p.add_argument(
-        "--alpha", type=open_probability, metavar="A", help=f"{prefix}allowed miss rate, in (0, 1) (default 0.1)"
-    )
-    p.add_argument(
-        "--set-method",
-        choices=("lac", "aps"),
-        help=f"{prefix}lac gives the smallest sets on average (default); aps adapts their size to the image",
-    )
-
-
 def add_limit_args(p: argparse.ArgumentParser) -> None:
     """Caps on hostile input (committee.base.limits), on every subcommand that reads data or images."""
     from committee.base.limits import Limits

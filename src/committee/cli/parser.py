@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 
 from committee.base.version import __version__
+from committee.cli.distill import add_distill_parser
 from committee.cli.flags import (
     Parser,
     add_data_args,
     add_import_arg,
     add_limit_args,
     add_preset_arg,
-    add_sets_args,
     add_train_args,
     duration,
     name_list,
@@ -21,6 +21,7 @@ from committee.cli.flags import (
     seed_int,
 )
 from committee.cli.serve import add_serve_parser
+from committee.cli.use_flags import add_model_arg, add_sets_args
 from committee.config.run_config import BASELINES
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES
 
@@ -161,6 +162,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
         metavar="A",
         help="--abstain: answer as many as still reach accuracy A on validation",
     )
+    add_model_arg(p)
     add_sets_args(p)
     p.add_argument(
         "--precision",
@@ -180,6 +182,7 @@ def add_use_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rule", default=DEFAULT_RULE, help=f"committee rule: {', '.join(EXPORTABLE_RULES)} (default {DEFAULT_RULE})"
     )
+    add_model_arg(p)
     p.add_argument(
         "--input-dtype",
         choices=("uint8", "float32"),
@@ -247,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_use_parsers(sub)
     add_verify_parser(sub)
     add_serve_parser(sub)
+    add_distill_parser(sub)
     for name, command in sub.choices.items():
         if name in LIMITED:
             add_limit_args(command)

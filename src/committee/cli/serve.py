@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from committee.base.errors import CommitteeError, UsageError
-from committee.cli.flags import add_sets_args, port_number, positive_float, positive_int, probability
+from committee.cli.flags import port_number, positive_float, positive_int, probability
+from committee.cli.use_flags import add_model_arg, add_sets_args
 from committee.rules.committee_rules import DEFAULT_RULE
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -20,6 +21,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
     p.add_argument("--rule", default=DEFAULT_RULE, help=f"committee rule (default {DEFAULT_RULE})")
+    add_model_arg(p)
     add_sets_args(p, always=True)
     p.add_argument(
         "--coverage",
@@ -70,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     check_port(args.host, args.port)
-    committee = Committee.load(args.run_dir, args.rule, args.precision)
+    committee = Committee.load(args.run_dir, args.rule, args.precision, args.model)
     settings = ServiceSettings(
         alpha=args.alpha or 0.1,
         set_method=args.set_method or "lac",

@@ -139,6 +139,10 @@ class MemberOptions:
     backbone_lr_scale: float = 1.0
     epochs: int | None = None
     variant: str | None = None
+    # A distilled student's (committee.training.distillation): the teaching committee rule, temperature, soft weight.
+    teacher: str | None = None
+    temperature: float = 4.0
+    alpha: float = 0.9
 
     @classmethod
     def from_dict(cls, d: dict, member: str | None = None) -> MemberOptions:
@@ -151,8 +155,11 @@ class MemberOptions:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        """config.json's form: every option, ``epochs`` and ``variant`` only when set."""
+        """config.json's form: every option, ``epochs`` and ``variant`` only when set, the distillation's only
+        for a student."""
         d = dataclasses.asdict(self)
+        if self.teacher is None:
+            d = {k: v for k, v in d.items() if k not in ("teacher", "temperature", "alpha")}
         return {k: v for k, v in d.items() if k not in ("epochs", "variant") or v is not None}
 
     def recipe(self) -> dict:
@@ -254,7 +261,7 @@ class RunConfig:
     # A member name may differ from its architecture (ablations train "basic_cnn-bn-s1").
     member_options: dict[str, dict] = field(default_factory=dict)
     # Models trained beside the committee and scored like members, never in its rules: the same-budget
-    # baselines and a distilled student (committee.study.baselines, committee.study.distill); their
+    # baselines and a distilled student (committee.study.baselines, committee.study.students); their
     # options are in member_options.
     companions: tuple[str, ...] = ()
     # "same-budget": after the members, one model given the committee's whole training budget.
@@ -324,7 +331,7 @@ class RunConfig:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.split not in SPLITS:
             raise UsageError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
-        for member in (*self.members, None):
+        for member in (*self.members, *self.companions, None):
             o = self.options_for(member)
             if member is not None:
                 get_spec(o.arch)
@@ -342,6 +349,8 @@ class RunConfig:
                 raise UsageError("--tta must be 0, 1 or 2")
             if o.freeze_epochs < 0 or o.backbone_lr_scale < 0:
                 raise UsageError("--freeze-epochs and --backbone-lr-scale must be 0 or more")
+            if not (o.temperature > 0 and 0 <= o.alpha <= 1):
+                raise UsageError("--temperature must be positive and --alpha in [0, 1]")
             self.augment_params(member)
         return self
 

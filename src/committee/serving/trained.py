@@ -101,6 +101,14 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
     return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"))
 
 
+def one_model(run: RunDir, name: str) -> tuple[list[str], dict]:
+    """One finished model of the run as a committee of one: ``([name], mean rule's parameters)``."""
+    if name not in run.finished_member_names():
+        hint = "; `committee distill` trains one" if name == "student" else ""
+        raise UsageError(f"{run.path}: no finished model named {name!r}{hint}")
+    return [name], fit_rule("mean", run.member_probs([name], "val"), run.labels("val"))
+
+
 def load_member(run: RunDir, name: str) -> nn.Module:
     """A finished member rebuilt from member.json, with its verified weights, in eval mode."""
     info = run.member_info(name)
@@ -136,13 +144,16 @@ class Committee:
     precisions: dict[str, str]  # member -> fp32|bf16: the arithmetic it was evaluated in
 
     @classmethod
-    def load(cls, run_dir: str | Path, rule: str | None = None, precision: str | None = None) -> Committee:
+    def load(
+        cls, run_dir: str | Path, rule: str | None = None, precision: str | None = None, model: str | None = None
+    ) -> Committee:
         """The run's finished members and its fitted ``rule`` (default: calibrated). ``precision``:
         fp32 or bf16 for every member; default, each member's training precision, so predictions
-        reproduce the probabilities the rules were fitted on."""
+        reproduce the probabilities the rules were fitted on. ``model``: one model of the run alone
+        (``"student"``, a same-budget baseline, a member), as a committee of one (rule mean)."""
         run = RunDir(run_dir)
-        rule = rule or DEFAULT_RULE
-        names, params = fitted_rule(run, rule)
+        rule = "mean" if model else rule or DEFAULT_RULE
+        names, params = fitted_rule(run, rule) if not model else one_model(run, model)
         members = {n: load_member(run, n) for n in names}
         precisions = {n: precision or run.member_info(n).get("precision", "fp32") for n in names}
         return cls(run, rule, members, params, run.class_names(), run.input_shape(), precisions)

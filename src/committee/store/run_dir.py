@@ -3,6 +3,7 @@
     config.json  data.json  splits/{train,val,test}.npy  labels_val.npy  labels_test.npy
     members/<name>/{weights.safetensors, history.csv, probs_val.npy, probs_test.npy, member.json}
     members/<name>/checkpoint.safetensors   (while the member trains)
+    teachers/<rule>.npy   a committee's probabilities on the training split (a distilled student's soft labels)
     metrics.json  report.html  report.md  MODEL_CARD.md  figures/*.png  ablation.json  shift.json
     manifest.json   SHA-256 of every file that decides a prediction (RECORDED below)
     .lock           held by the command writing to the run (:mod:`committee.store.lock`)
@@ -217,6 +218,25 @@ class RunDir(ReportFiles):
             return read_npy(path)
         except (OSError, ValueError, EOFError) as exc:
             raise CommitteeError(f"{path}: unreadable array ({exc})") from None
+
+    def write_teacher(self, rule: str, probs: np.ndarray) -> None:
+        """A committee's probabilities ``(N_train, C)`` on the training split: a student's soft labels."""
+        path = self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy"
+        write_npy(path, np.asarray(probs, np.float32))
+        self.manifest.record(path)
+
+    def teacher_probs(self, rule: str, n_train: int) -> np.ndarray:
+        """The soft labels :meth:`write_teacher` saved, checked against the training split's size."""
+        path = self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy"
+        if not path.exists():
+            raise CommitteeError(f"{path}: missing; run `committee distill` again to compute it")
+        probs = self._npy(path)
+        if probs.shape[:1] != (n_train,) or probs.ndim != 2 or not np.isfinite(probs).all():
+            raise CommitteeError(f"{path}: expected finite ({n_train}, classes) probabilities, got {probs.shape}")
+        return probs
+
+    def has_teacher(self, rule: str) -> bool:
+        return (self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy").exists()
 
     # --- members: while training -------------------------------------------------
 

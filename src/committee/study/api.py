@@ -33,6 +33,7 @@ from committee.store.run_dir import RunDir
 from committee.study.baselines import baseline_jobs
 from committee.study.jobs import Executor, LocalExecutor
 from committee.study.preparation import make_jobs, prepare
+from committee.study.students import STUDENT, plan_student, teacher_labels
 from committee.study.time_limit import RunPlan, plan_run
 from committee.study.tracking import TrackingSpec, finish_study, start_study
 
@@ -261,9 +262,42 @@ def _ablate(
     return doc
 
 
+def distill(
+    run_dir: str | Path,
+    *,
+    student: str | None = None,
+    epochs: int | None = None,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    rule: str = "mean",
+    name: str = STUDENT,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> RunResult:
+    """Train one ``student`` (an architecture; default the best member's) on the committee's soft labels
+    (``rule``'s probabilities at ``temperature``, weight ``alpha`` against the true labels; see
+    :mod:`committee.training.distillation`), save it in the run as ``name``, then evaluate and report.
+    ``resume``: finish a student whose training was interrupted."""
+    with RunDir(run_dir).lock("distill") as run:
+        if resume:
+            if name not in run.config().companions:
+                raise UsageError(f"--resume: {run.path} has no {name!r} to finish; run distill without --resume")
+            opts = run.config().options_for(name)
+            rule = opts.teacher or rule
+        else:
+            plan_student(run, name, student, epochs, rule, temperature, alpha)
+        teacher_labels(run, rule)
+        if not run.is_finished(name):
+            jobs = make_jobs(run.path, run.config(), [name], resume, progress)
+            list(LocalExecutor().run(jobs))
+    result = evaluate(run_dir)
+    report(run_dir, result)
+    return result
+
+
 def compare(run_a: str | Path, run_b: str | Path) -> dict:
     """Two runs side by side, with the significance of each difference (see :mod:`committee.evaluation.comparison`)."""
     return compare_runs(RunDir(run_a), results(run_a), RunDir(run_b), results(run_b))
 
 
-__all__ = ["SeedsResult", "ablate", "compare", "evaluate", "report", "results", "run", "run_seeds", "train"]
+__all__ = ["SeedsResult", "ablate", "compare", "distill", "evaluate", "report", "results", "run", "run_seeds", "train"]

@@ -39,6 +39,7 @@ from committee.models.transfer import InitReport
 from committee.models.user_models import origin_record
 from committee.store.run_dir import RunDir
 from committee.training.callbacks import TrainingCallback, statuses
+from committee.training.distillation import distillation_loss, distilled_from, soften
 from committee.training.fine_tune import freeze_for_epoch, initialise, trainable_names
 from committee.training.precision import cache_key, choose, step_rate
 from committee.training.step import lr_factor, make_optimizer, member_seed, moving_average, train_step, training_layout
@@ -72,6 +73,7 @@ class MemberTraining:
     flip_bits: torch.Tensor | None = None  # bool (N,): alternating flips' first-epoch coin per image
     init: InitReport | None = None  # the initial weights loaded from a file (--init), if any
     trainable: set[str] = field(default_factory=set)  # parameter names that train when nothing is frozen
+    teacher: torch.Tensor | None = None  # a student's: the committee's softened log-probabilities (N, C)
     history: list[dict] = field(default_factory=list)
     best_acc: float = -1.0
     best_epoch: int = 0
@@ -174,11 +176,11 @@ def setup_member(
     )
     optimizer = new_optimizer(model)
     batch_size = cfg.batch_size or spec.batch_size
-    n_classes = len(dataset.class_names)
+    shape, n_classes = dataset.input_shape, len(dataset.class_names)
     precision, rates = choose(
         cfg.precision,
         cache_key(device, f"{spec.name} {model_kwargs} batch {batch_size}"),
-        lambda p: step_rate(model, new_optimizer, dataset.input_shape, n_classes, batch_size, device, p, layout),
+        lambda p: step_rate(model, new_optimizer, shape, n_classes, batch_size, device, p, layout),
     )
     if rates:
         log(
@@ -186,8 +188,7 @@ def setup_member(
             f"{', cached' if rates['cached'] else ''})"
         )
     ema = moving_average(model, opts.ema) if opts.ema else None
-    flip_gen = torch.Generator().manual_seed(seed + 2)
-    flip_bits = (torch.rand(len(x_train), generator=flip_gen) < 0.5) if opts.alt_flip else None
+    flip_bits = alternating_flip_bits(len(x_train), seed) if opts.alt_flip else None
     t = MemberTraining(
         name,
         opts,
@@ -213,10 +214,23 @@ def setup_member(
         flip_bits,
         init=init,
         trainable=trainable_names(model),
+        teacher=student_labels(run, opts, len(x_train)),
     )
     if resume and run.has_checkpoint(name):
         resume_from_checkpoint(t, run)
     return t
+
+
+def alternating_flip_bits(n: int, seed: int) -> torch.Tensor:
+    """Alternating flips' first-epoch coin per image, bool ``(N,)``."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed + 2)) < 0.5
+
+
+def student_labels(run: RunDir, opts: MemberOptions, n_train: int) -> torch.Tensor | None:
+    """A student's softened teacher log-probabilities ``(N_train, C)``; None for any other member."""
+    if not opts.teacher:
+        return None
+    return soften(torch.from_numpy(run.teacher_probs(opts.teacher, n_train)), opts.temperature)
 
 
 def progress_bar(t: MemberTraining, epoch: int, progress: bool | None, status: str = "") -> tqdm | None:
@@ -251,7 +265,11 @@ def train_pass(t: MemberTraining, epoch: int, bar: tqdm | None) -> tuple[torch.T
             x = augment_batch(x, t.aug_params, t.generators["augment"])
         x = x.contiguous(memory_format=t.layout)
         y = t.y_train[idx].to(t.device, non_blocking=True)
-        loss, logits = train_step(t.model, t.optimizer, x, y, opts.label_smoothing, t.device, t.precision)
+        loss_fn = None
+        if t.teacher is not None:
+            soft = t.teacher[idx].to(t.device, non_blocking=True)
+            loss_fn = lambda z: distillation_loss(z, y, soft, opts.temperature, opts.alpha, opts.label_smoothing)  # noqa: E731,B023
+        loss, logits = train_step(t.model, t.optimizer, x, y, opts.label_smoothing, t.device, t.precision, loss_fn)
         if t.ema is not None:
             t.ema.update_parameters(t.model)
         loss_sum += loss * len(idx)
@@ -365,6 +383,7 @@ def finish_member(
         "batch_size": t.batch_size,
         "lr": t.opts.lr,
         "recipe": t.opts.recipe(),
+        **({"distilled_from": distilled_from(t.opts)} if t.opts.teacher else {}),
         "precision": t.precision,
         **({"precision_rates": t.precision_rates} if t.precision_rates else {}),
         "seed": t.seed,

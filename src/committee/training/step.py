@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -132,15 +133,20 @@ def train_step(
     label_smoothing: float = 0.0,
     device: str = "cpu",
     precision: str = "fp32",
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on a batch: ``x`` float ``(B, 1, 28, 28)``, ``y`` int64 ``(B,)``.
 
     ``precision`` fp32 or bf16 (autocast; the loss, weights and optimizer state stay fp32).
-    Returns the detached loss (a 0-d tensor: reading it would sync) and logits ``(B, 10)``.
+    ``loss_fn``: the loss of the fp32 logits ``(B, C)`` instead of cross-entropy (a student's
+    distillation loss). Returns the detached loss (a 0-d tensor: reading it would sync) and logits ``(B, 10)``.
     """
     with autocast(device, precision):
         logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        if loss_fn is not None:
+            loss = loss_fn(logits.float())
+        else:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
