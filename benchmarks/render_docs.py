@@ -56,8 +56,8 @@ def index_page() -> str:
         "script named in its command; these pages are rendered from them. Compare figures only within one CPU "
         "and one sitting.\n\n- [Time to accuracy: the presets](presets.md)\n- [Speed: committee bench and the seed's "
         "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n"
-        "- [Serving and prediction sets](serving.md)\n- [Time limits](time-limit.md)\n\n"
-        + table(["file", "command", "CPU", "threads", "torch"], rows)
+        "- [Serving and prediction sets](serving.md)\n- [Time limits](time-limit.md)\n"
+        "- [The price of a committee](price.md)\n\n" + table(["file", "command", "CPU", "threads", "torch"], rows)
     )
 
 
@@ -349,6 +349,89 @@ def time_limit_page() -> str:
     )
 
 
+def price_rows(points: list[dict]) -> list[list]:
+    """One row per model of one preset: mean ± sd over seeds, and the committee's paired differences."""
+    rows = []
+    for name in points[0]["models"]:
+        ps = [p for p in points if name in p["models"]]
+
+        def col(key: str, scale: float = 1.0, digits: int = 2) -> str:
+            values = [scale * p["models"][name][key] for p in ps if p["models"][name][key] is not None]
+            if not values:
+                return "–"
+            m = sum(values) / len(values)
+            sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+        gains = [p["committee_minus"][name] for p in ps if name in p["committee_minus"]]
+        variant = ps[0]["companion_variants"].get(name) or (ps[0]["best_member"] if name == "best_member" else "")
+        rows.append(
+            [
+                f"{name}" + (f" ({variant})" if variant else ""),
+                col("test_acc", 100),
+                col("nll", 1, 3),
+                col("ece", 100),
+                col("train_seconds", 1, 0),
+                col("infer_ms_per_1000", 1, 1),
+                "; ".join(f"{100 * g['gain']:+.2f} [{100 * g['ci'][0]:+.2f}, {100 * g['ci'][1]:+.2f}]" for g in gains)
+                or "–",
+                f"{sum(g['mcnemar_p'] < 0.05 for g in gains)} of {len(gains)}" if gains else "–",
+            ]
+        )
+    return rows
+
+
+def price_verdicts(points: list[dict]) -> list[str]:
+    """Plain words per model: where one model is as good as the committee (no seed significant)."""
+    lines = []
+    for name in points[0]["committee_minus"]:
+        gains = [p["committee_minus"][name] for p in points if name in p["committee_minus"]]
+        better = sum(g["mcnemar_p"] < 0.05 and g["gain"] > 0 for g in gains)
+        worse = sum(g["mcnemar_p"] < 0.05 and g["gain"] < 0 for g in gains)
+        n = len(gains)
+        if worse:
+            lines.append(f"{name} beats the committee in {worse} of {n} seeds, the committee beats it in {better}")
+        elif better == n:
+            lines.append(f"the committee beats {name} in every seed (McNemar p < 0.05)")
+        elif better:
+            lines.append(f"the committee beats {name} in {better} of {n} seeds, no significant difference in the rest")
+        else:
+            lines.append(f"**{name} is as good as the committee** (no significant difference in any of {n} seeds)")
+    return lines
+
+
+def price_page() -> str:
+    doc = load("price.json")
+    env = doc["points"][0]["environment"]
+    out = (
+        HEADER + "# The price of a committee\n\n"
+        "`python benchmarks/price.py --presets quick --seeds 0,1,2`: per seed, `committee run --preset P --seed S "
+        "--baseline same-budget`, then `committee distill` (the default student: the best member's architecture, "
+        f"recipe and epochs; T = 4, α = 0.9); torch {env['torch']}, {env['threads']} threads, CPU "
+        f"{env['cpu']}. Test numbers on the 10,000 official test images; *committee minus it*: the mean committee's "
+        "paired test difference per seed, points [bootstrap 95 %]; *significant*: seeds with McNemar p < 0.05. "
+        "Training seconds and inference ms per 1,000 images are each model's own (a committee's: the sum of its "
+        "members').\n\n"
+    )
+    for preset in dict.fromkeys(p["preset"] for p in doc["points"]):
+        points = [p for p in doc["points"] if p["preset"] == preset]
+        out += f"## {preset} ({len(points)} seeds)\n\n" + table(
+            [
+                "model",
+                "test % (mean ± sd)",
+                "NLL",
+                "ECE %",
+                "training s",
+                "ms / 1,000 images",
+                "committee minus it, per seed",
+                "significant",
+            ],
+            price_rows(points),
+        )
+        out += "\nIn words: " + "; ".join(price_verdicts(points)) + ".\n\n"
+    return out
+
+
 PAGES = {
     "index.md": index_page,
     "presets.md": presets_page,
@@ -356,6 +439,7 @@ PAGES = {
     "transfer.md": transfer_page,
     "serving.md": serving_page,
     "time-limit.md": time_limit_page,
+    "price.md": price_page,
 }
 
 

@@ -213,3 +213,18 @@ def train_with_module(capsys, root: Path, module: Path, members: str) -> tuple[i
         "--members", members, "--epochs", "1", "--quiet",
     )  # fmt: skip
     return code, err, run
+
+
+def doc_blocks(page: Path, language: str) -> list[str]:
+    """The fenced ``language`` code blocks of a Markdown page, dedented."""
+    import re
+    import textwrap
+
+    return [textwrap.dedent(b) for b in re.findall(rf"```{language}\n(.*?)\s*```", page.read_text(), re.S)]
+
+
+def doc_commands(page: Path) -> list[str]:
+    """The ``committee ...`` lines of a page's bash blocks, comments cut."""
+    return [
+        line.split("#")[0] for b in doc_blocks(page, "bash") for line in b.splitlines() if line.startswith("committee ")
+    ]

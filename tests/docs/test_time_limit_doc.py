@@ -5,10 +5,10 @@ does not belong in a test.)"""
 
 from __future__ import annotations
 
-import re
 import shlex
-import textwrap
 from pathlib import Path
+
+from tests.conftest import doc_blocks, doc_commands
 
 import committee
 from committee.cli.parser import build_parser
@@ -17,11 +17,11 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "time-limit.md"
 
 
 def blocks(language: str) -> list[str]:
-    return [textwrap.dedent(b) for b in re.findall(rf"```{language}\n(.*?)\s*```", PAGE.read_text(), re.S)]
+    return doc_blocks(PAGE, language)
 
 
 def test_every_command_on_the_page_parses():
-    commands = [line.split("#")[0] for b in blocks("bash") for line in b.splitlines() if line.startswith("committee ")]
+    commands = doc_commands(PAGE)
     assert len(commands) >= 5
     for line in commands:
         args = build_parser().parse_args(shlex.split(line)[1:])

@@ -311,6 +311,13 @@ def add_member_args(g: argparse._ArgumentGroup) -> None:
         metavar="F",
         help="multiply the preset's epochs of every member by F (e.g. 0.5: half the budget)",
     )
+    g.add_argument(
+        "--snapshots",
+        type=non_negative_int,
+        metavar="K",
+        help="K >= 2: train each member once with its schedule restarted K times and keep each cycle's end as a "
+        "member (<name>.s1 .. .sK: a snapshot ensemble at one member's training cost)",
+    )
     g.add_argument("--batch-size", type=positive_int, help="batch size (default: each architecture's fastest on CPU)")
     g.add_argument("--lr", type=positive_float, help="peak learning rate (default 1e-3, the seed's Adam)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default), adamw, or sgd (Nesterov, momentum 0.9)")

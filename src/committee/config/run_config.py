@@ -60,6 +60,7 @@ MEMBER_OPTIONS = (
     "freeze_bn_scale",
     "freeze_epochs",
     "backbone_lr_scale",
+    "snapshots",
 )
 
 # The recipe a member records in member.json (optimizer, schedule and the airbench-style tricks).
@@ -137,6 +138,10 @@ class MemberOptions:
     freeze_bn_scale: bool
     freeze_epochs: int = 0
     backbone_lr_scale: float = 1.0
+    # Snapshot members (committee.training.snapshots): K from one training run; each knows its run and place.
+    snapshots: int = 0
+    snapshot_of: str | None = None
+    snapshot: int = 0
     epochs: int | None = None
     variant: str | None = None
     # A distilled student's (committee.training.distillation): the teaching committee rule, temperature, soft weight.
@@ -160,6 +165,8 @@ class MemberOptions:
         d = dataclasses.asdict(self)
         if self.teacher is None:
             d = {k: v for k, v in d.items() if k not in ("teacher", "temperature", "alpha")}
+        if not self.snapshots:
+            d = {k: v for k, v in d.items() if k not in ("snapshots", "snapshot_of", "snapshot")}
         return {k: v for k, v in d.items() if k not in ("epochs", "variant") or v is not None}
 
     def recipe(self) -> dict:
@@ -248,6 +255,8 @@ class RunConfig:
     # and its learning rate a fraction of the head's after that.
     freeze_epochs: int = 0
     backbone_lr_scale: float = 1.0
+    # K >= 2: each member trains once on a cyclic schedule and its K cycle ends are K members <name>.s1 .. .sK.
+    snapshots: int = 0
     # Your own architectures: modules or .py files to import first (--import), and where each of the
     # run's user architectures is defined ({arch: "module:qualname"}, filled in when the run is made).
     imports: tuple[str, ...] = ()
@@ -311,6 +320,8 @@ class RunConfig:
             raise UsageError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.baseline and len(self.members) < 2:
             raise UsageError("--baseline compares a committee with one model given its budget: give 2+ members")
+        if self.snapshots and self.time_limit:
+            raise UsageError("--snapshots fixes each cycle's epochs; run it without --time-limit")
         if self.baseline and self.time_limit:
             raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
         if not self.members:
@@ -351,6 +362,10 @@ class RunConfig:
                 raise UsageError("--freeze-epochs and --backbone-lr-scale must be 0 or more")
             if not (o.temperature > 0 and 0 <= o.alpha <= 1):
                 raise UsageError("--temperature must be positive and --alpha in [0, 1]")
+            if o.snapshots and not 2 <= o.snapshots <= self.epochs_for(member or self.members[0]):
+                raise UsageError(
+                    f"--snapshots must be 2 or more (K members from one run) and at most the epochs, got {o.snapshots}"
+                )
             self.augment_params(member)
         return self
 

@@ -22,6 +22,7 @@ from committee.training.budget import BudgetShare, MemberBudget
 from committee.training.callbacks import TrainingCallback
 from committee.training.eta import JobEstimate, StudyClock
 from committee.training.loop import train_member
+from committee.training.snapshots import SnapshotWriter
 from committee.training.step import resolve_device
 
 # Evaluation and report after training, in seconds, for the ETA (measured 9-12 s for two air_cnn members).
@@ -74,17 +75,20 @@ def run_job(
     ensure_model(cfg.options_for(job.member).arch, cfg.imports, cfg.model_sources)
     ds = dataset if dataset is not None else load_cached(cfg.data_spec())
     splits = make_splits(ds, cfg.split, cfg.seed, cfg.limit_train)
+    run = run or RunDir(job.run_dir)
+    placement = placement or {"node": "local", "hostname": socket.gethostname()}
     info = train_member(
         job.member,
         ds,
         splits,
         cfg,
-        run or RunDir(job.run_dir),
+        run,
         resolve_device(cfg.device),
         job.progress,
         resume=job.resume if resume is None else resume,
-        placement=placement or {"node": "local", "hostname": socket.gethostname()},
+        placement=placement,
         callbacks=[
+            SnapshotWriter(ds, splits, run, placement),
             *([MemberBudget(job.budget)] if job.budget and not job.resume else []),
             *member_tracker(job.tracking),
             *(callbacks or []),

@@ -20,6 +20,7 @@ from committee.study.tracking import TrackingSpec
 from committee.training.budget import BudgetShare
 from committee.training.fine_tune import initialise
 from committee.training.loop import member_model
+from committee.training.snapshots import expand_snapshots, written_by_its_run
 from committee.training.step import resolve_device
 
 # The data-defining fields: a run directory keeps them for life.
@@ -55,17 +56,17 @@ def prepare(
         cfg = rundir.config().replace(device=device)
         rundir.remove_stale_temps()  # half-written by a process killed mid-write (SIGKILL)
         done = [m for m in cfg.members if rundir.is_finished(m)]
-        to_train = [m for m in cfg.members if m not in done]
+        to_train = [m for m in cfg.members if m not in done and not written_by_its_run(cfg.options_for(m))]
         log(
             f"resuming {rundir.path}: "
             + (f"finished {', '.join(done)}; " if done else "")
             + (f"to train {', '.join(to_train)}" if to_train else "nothing left to train")
         )
         return cfg, to_train
-    cfg = with_sources(cfg.check())
+    cfg = expand_snapshots(with_sources(cfg.check()))
     if not cfg.fashion_mnist:  # a path: absolute, so --resume and cluster workers find it from anywhere
         cfg = cfg.replace(data=str(Path(cfg.data).expanduser().resolve()))
-    to_train = list(cfg.members)
+    to_train = [m for m in cfg.members if not written_by_its_run(cfg.options_for(m))]
     if rundir.has_config():
         old = rundir.config()
         for key in DATA_FIELDS:

@@ -43,6 +43,7 @@ from committee.data.sources import load_cached
 from committee.store.run_dir import RunDir
 from committee.study.jobs import JobResult, TrainJob, run_job
 from committee.training.eta import clock_text, jobs_eta
+from committee.training.snapshots import job_members
 
 RAY_MISSING = "the Ray backend needs Ray: pip install 'committee[ray]'"
 
@@ -128,7 +129,8 @@ def _train_task(job: TrainJob, packed_dataset, digest: str, shared: bool | None,
     with tempfile.TemporaryDirectory(prefix="committee-job-") as scratch:
         run = RunDir(scratch)
         result = run_job(job, dataset, run, placement, resume=False)
-        return {"info": result.info, "seconds": result.seconds, "files": run.member_files(job.member)}
+        members = job_members(job.config, job.member)  # a snapshot run writes K members
+        return {"info": result.info, "seconds": result.seconds, "files": {m: run.member_files(m) for m in members}}
 
 
 def _failure(exc: BaseException) -> str:
@@ -286,10 +288,11 @@ class RayExecutor:
                     log(f"ray: job {label} failed: {_failure(exc)}")
                 else:
                     run = RunDir(job.run_dir)
-                    if out["files"] is None:
-                        run.record_member(job.member)
-                    else:
-                        run.import_member(job.member, out["files"])
+                    for member in job_members(job.config, job.member):
+                        if out["files"] is None:
+                            run.record_member(member)
+                        else:
+                            run.import_member(member, out["files"][member])
                     info = out["info"]
                     durations.append(out["seconds"])
                     left = jobs_eta(

@@ -6,7 +6,7 @@ and read once per epoch, so the hot loop never waits on a host sync.
 
 One member is trained in three steps: :func:`setup_member` (model, optimizer,
 random generators, and a resumed checkpoint if any), :func:`run_epoch` (one pass
-plus validation, history, best weights and checkpoint), :func:`finish_member`
+plus validation, history, best weights and checkpoint), :func:`~committee.training.finishing.finish_member`
 (best weights back, probabilities on validation and test, member.json).
 :func:`train_step` is the one training step, shared with ``committee bench`` and
 ``benchmarks/engine_ab.py``.
@@ -31,18 +31,24 @@ from committee.data.augment import AugmentParams, alternating_flip, augment_batc
 from committee.data.dataset import Dataset, batches, to_float
 from committee.data.splits import Splits
 from committee.models.engine import for_engine
-from committee.models.inference import predict_logits, timed_predict_probs
-from committee.models.layer_table import summary
+from committee.models.inference import predict_logits
 from committee.models.layers import fit_whitening, mirror_views_only
-from committee.models.registry import ModelSpec, build_model, count_params, get_spec, input_shape_of
+from committee.models.registry import ModelSpec, build_model, get_spec
 from committee.models.transfer import InitReport
-from committee.models.user_models import origin_record
 from committee.store.run_dir import RunDir
 from committee.training.callbacks import TrainingCallback, statuses
-from committee.training.distillation import distillation_loss, distilled_from, soften
+from committee.training.distillation import distillation_loss, soften
 from committee.training.fine_tune import freeze_for_epoch, initialise, trainable_names
+from committee.training.finishing import finish_member
 from committee.training.precision import cache_key, choose, step_rate
-from committee.training.step import lr_factor, make_optimizer, member_seed, moving_average, train_step, training_layout
+from committee.training.step import (
+    make_optimizer,
+    member_lr_factor,
+    member_seed,
+    moving_average,
+    train_step,
+    training_layout,
+)
 
 
 @dataclass
@@ -255,7 +261,7 @@ def train_pass(t: MemberTraining, epoch: int, bar: tqdm | None) -> tuple[torch.T
     loss_sum = torch.zeros((), device=t.device)
     correct = torch.zeros((), dtype=torch.int64, device=t.device)
     for step, idx in enumerate(batches(len(t.x_train), t.batch_size, t.generators["batches"])):
-        factor = lr_factor(opts.schedule, (epoch - 1) * t.steps_per_epoch + step, t.epochs * t.steps_per_epoch)
+        factor = member_lr_factor(opts.schedule, opts.snapshots, epoch, step, t.epochs, t.steps_per_epoch)
         for group in t.optimizer.param_groups:
             group["lr"] = opts.lr * factor * group.get("lr_scale", 1.0)
         x = to_float(t.x_train[idx]).to(t.device, non_blocking=True)
@@ -285,7 +291,8 @@ def train_pass(t: MemberTraining, epoch: int, bar: tqdm | None) -> tuple[torch.T
 
 def keep_best(t: MemberTraining, run: RunDir, epoch: int, val_acc: float) -> bool:
     """Save the weights when validation improved, then the checkpoint; returns whether it improved."""
-    improved = val_acc > t.best_acc
+    # Snapshot members keep the weights at the end of each cycle: every epoch's, not the best's.
+    improved = val_acc > t.best_acc or t.opts.snapshots >= 2
     if improved:
         t.best_acc, t.best_epoch, t.stale = val_acc, epoch, 0
         run.save_weights(t.name, t.eval_model, epoch)
@@ -348,54 +355,6 @@ def run_epoch(
         log(f"{t.name:>10} early stop: no validation improvement for {t.patience} epochs")
     t.next_epoch += 1
     return row
-
-
-def finish_member(
-    t: MemberTraining, dataset: Dataset, splits: Splits, run: RunDir, placement: dict | None = None
-) -> dict:
-    """Reload the best epoch's weights, save validation and test probabilities and member.json; returns it.
-
-    placement: where it was trained (``node``, ``hostname``), recorded in member.json.
-    """
-    run.load_weights(t.name, t.model)  # the best epoch's weights (its moving average, with --ema)
-    probs_val, _ = timed_predict_probs(t.model, t.x_val, device=t.device, precision=t.precision)
-    probs_test, infer_s_per_1000 = timed_predict_probs(
-        t.model, dataset.images[splits.test], device=t.device, precision=t.precision
-    )
-    n_train = len(t.x_train)
-    # The layer table of the model as the registry builds it (flip-TTA models run their net twice:
-    # summary records each layer once).
-    layers = summary(build_model(t.spec.name, **t.model_kwargs), (1, *input_shape_of(t.model_kwargs)))
-    info = {
-        "name": t.name,
-        "arch": t.spec.name,
-        "model_kwargs": t.model_kwargs,
-        "augment": vars(t.aug_params) if t.aug_params else None,
-        "description": t.spec.description,
-        **({"origin": origin_record(t.spec)} if not t.spec.builtin else {}),
-        **({"init": t.init.to_dict()} if t.init else {}),
-        "params": count_params(t.model),
-        "layers": layers,
-        "epochs_run": len(t.history),
-        "epochs_planned": t.epochs,
-        "best_epoch": t.best_epoch,
-        "best_val_acc": t.best_acc,
-        "batch_size": t.batch_size,
-        "lr": t.opts.lr,
-        "recipe": t.opts.recipe(),
-        **({"distilled_from": distilled_from(t.opts)} if t.opts.teacher else {}),
-        "precision": t.precision,
-        **({"precision_rates": t.precision_rates} if t.precision_rates else {}),
-        "seed": t.seed,
-        "train_seconds": t.train_seconds,
-        "train_images_per_s": n_train * len(t.history) / t.train_seconds if t.train_seconds else None,
-        "infer_seconds_per_1000": infer_s_per_1000,
-        "device": t.device,
-        "threads": torch.get_num_threads(),
-        **(placement or {}),
-    }
-    run.finish_member(t.name, probs_val, probs_test, info)
-    return info
 
 
 def train_member(

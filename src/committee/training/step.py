@@ -125,6 +125,24 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     raise CommitteeError(f"unknown schedule {schedule!r}")
 
 
+def snapshot_ends(epochs: int, snapshots: int) -> list[int]:
+    """The last epoch of each of ``snapshots`` cycles in ``epochs``: ``round(k * E / K)``, k = 1..K."""
+    return [round(k * epochs / snapshots) for k in range(1, snapshots + 1)]
+
+
+def member_lr_factor(schedule: str, snapshots: int, epoch: int, step: int, epochs: int, steps_per_epoch: int) -> float:
+    """The learning rate at ``step`` (0-based) of ``epoch`` (1-based) as a fraction of the peak: the schedule over
+    the whole run, or with ``snapshots`` >= 2 restarted in each cycle (:func:`snapshot_ends`; a constant schedule
+    becomes a cosine one: snapshot ensembles, Huang et al. 2017), so each cycle ends at a low rate."""
+    if snapshots < 2:
+        return lr_factor(schedule, (epoch - 1) * steps_per_epoch + step, epochs * steps_per_epoch)
+    ends = snapshot_ends(epochs, snapshots)
+    k = next((i for i, end in enumerate(ends) if epoch <= end), len(ends) - 1)
+    start = ends[k - 1] if k else 0
+    shape = "cosine" if schedule == "constant" else schedule
+    return lr_factor(shape, (epoch - 1 - start) * steps_per_epoch + step, (ends[k] - start) * steps_per_epoch)
+
+
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
