@@ -30,6 +30,13 @@ def test_the_baseline_gets_the_committees_total_epochs_and_sqrt_k_width():
     assert set(options) == {LONG} and options[LONG]["arch"] == "deep_cnn" and options[LONG]["epochs"] == 27
     fast = preset("fast")  # air_cnn's own width (32) when the run sets none
     assert same_budget_options(fast, infos(air1=0.9, air2=0.8))[WIDE]["width"] == round(2**0.5 * 32)
+    # A snapshot committee is one training run: the baseline is one member at the same training time.
+    snaps = {
+        f"air1.s{k}": {"best_val_acc": 0.9, "epochs_run": 4 * k, "snapshot": {"k": k, "snapshots": 3}}
+        for k in (1, 2, 3)
+    }
+    options = same_budget_options(preset("fast").replace(snapshots=3), snaps)
+    assert set(options) == {LONG} and options[LONG]["epochs"] == 12 and options[LONG]["snapshots"] == 0
     with pytest.raises(UsageError, match="2\\+ members"):
         same_budget_options(quick, infos(shallow=0.9))
 

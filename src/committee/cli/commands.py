@@ -13,10 +13,10 @@ import time
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.machine import process_start_time
-from committee.cli.distill import cmd_distill
 from committee.cli.output import emit_json, fail, one_line_warnings
 from committee.cli.parser import build_parser
 from committee.cli.serve import cmd_serve
+from committee.cli.students import cmd_distill
 from committee.config.run_config import RunConfig
 from committee.store.run_dir import RunDir
 from committee.study import api as pipeline

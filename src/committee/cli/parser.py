@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from committee.base.version import __version__
-from committee.cli.distill import add_distill_parser
 from committee.cli.flags import (
     Parser,
     add_data_args,
@@ -21,6 +20,7 @@ from committee.cli.flags import (
     seed_int,
 )
 from committee.cli.serve import add_serve_parser
+from committee.cli.students import add_distill_parser
 from committee.cli.use_flags import add_model_arg, add_sets_args
 from committee.config.run_config import BASELINES
 from committee.rules.committee_rules import DEFAULT_RULE, EXPORTABLE_RULES

@@ -313,17 +313,7 @@ class RunConfig:
             check_member_name(member)
         if len(set(self.members)) != len(self.members):
             raise UsageError("--members lists a model twice")
-        both = sorted(set(self.members) & set(self.companions))
-        if both:
-            raise UsageError(f"{both[0]} is both a member and a companion model; rename it")
-        if self.baseline not in (None, *BASELINES):
-            raise UsageError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
-        if self.baseline and len(self.members) < 2:
-            raise UsageError("--baseline compares a committee with one model given its budget: give 2+ members")
-        if self.snapshots and self.time_limit:
-            raise UsageError("--snapshots fixes each cycle's epochs; run it without --time-limit")
-        if self.baseline and self.time_limit:
-            raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
+        self._check_price_options()
         if not self.members:
             raise UsageError("give at least one member")
         self._check_ranges()
@@ -368,6 +358,20 @@ class RunConfig:
                 )
             self.augment_params(member)
         return self
+
+    def _check_price_options(self) -> None:
+        """Companion models, the same-budget baseline and snapshots (committee.study.baselines, training.snapshots)."""
+        both = sorted(set(self.members) & set(self.companions))
+        if both:
+            raise UsageError(f"{both[0]} is both a member and a companion model; rename it")
+        if self.baseline not in (None, *BASELINES):
+            raise UsageError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.baseline and len(self.members) < 2 and self.snapshots < 2:
+            raise UsageError("--baseline compares a committee with one model given its budget: give 2+ members")
+        if self.snapshots and self.time_limit:
+            raise UsageError("--snapshots fixes each cycle's epochs; run it without --time-limit")
+        if self.baseline and self.time_limit:
+            raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
 
     def _check_ranges(self) -> None:
         """Numbers that must be positive (or a valid seed): a config.json edited by hand is checked too."""

@@ -26,6 +26,8 @@ from committee.study.preparation import make_jobs
 from committee.study.tracking import TrackingSpec
 
 LONG, WIDE = "same_budget", "same_budget_wide"
+# Options that make a companion one plain model, whatever the run's --snapshots.
+NOT_A_SNAPSHOT = {"snapshots": 0, "snapshot_of": None, "snapshot": 0}
 
 
 def default_width(arch: str) -> int | None:
@@ -45,12 +47,14 @@ def same_budget_options(cfg: RunConfig, infos: dict[str, dict]) -> dict[str, dic
             f"--baseline same-budget compares a committee with one model: needs 2+ members, got {len(infos)}"
         )
     best = max(infos, key=lambda n: infos[n]["best_val_acc"])  # on validation
-    opts = cfg.options_for(best).to_dict()
-    total = sum(int(i["epochs_run"]) for i in infos.values())
+    opts = cfg.options_for(best).to_dict() | NOT_A_SNAPSHOT  # one plain model
+    # Snapshot members share one training run: it is counted once, at its whole length (the last snapshot's).
+    runs = [i for i in infos.values() if i.get("snapshot", {}).get("k", 1) == i.get("snapshot", {}).get("snapshots", 1)]
+    total = sum(int(i["epochs_run"]) for i in runs)
     out = {LONG: {**opts, "epochs": total, "variant": f"same budget: {best}'s model, {total} epochs"}}
     width = opts.get("width") or default_width(opts["arch"])
-    if width:
-        wide, epochs = round(math.sqrt(len(infos)) * width), int(infos[best]["epochs_run"])
+    if width and len(runs) > 1:
+        wide, epochs = round(math.sqrt(len(runs)) * width), max(int(i["epochs_run"]) for i in runs)
         out[WIDE] = {**opts, "width": wide, "epochs": epochs, "variant": f"same budget: width {wide}, {epochs} epochs"}
     return out
 

@@ -16,6 +16,7 @@ from committee.data.sources import load_cached
 from committee.rules.committee_rules import check_rules
 from committee.serving.trained import Committee
 from committee.store.run_dir import RunDir
+from committee.study.baselines import NOT_A_SNAPSHOT
 from committee.study.preparation import check_members_fit
 
 STUDENT = "student"
@@ -37,6 +38,7 @@ def student_options(
     arch = arch or cfg.options_for(best).arch
     same = [m for m in sorted(infos, key=lambda n: -infos[n]["best_val_acc"]) if cfg.options_for(m).arch == arch]
     base = cfg.options_for(same[0]).to_dict() if same else {**cfg.options_for(None).to_dict(), "arch": arch}
+    base |= NOT_A_SNAPSHOT
     epochs = epochs or int(infos[same[0] if same else best]["epochs_run"])
     label = f"student of committee:{rule} (T {temperature:g}, alpha {alpha:g}), {arch}, {epochs} epochs"
     return {**base, "epochs": epochs, "teacher": rule, "temperature": temperature, "alpha": alpha, "variant": label}
