@@ -12,6 +12,7 @@ from committee.config.presets import preset
 from committee.serving.trained import Committee
 from committee.store.run_dir import RunDir
 from committee.study.baselines import LONG, WIDE, same_budget_options
+from committee.training.snapshots import expand_snapshots
 
 
 def infos(**best_val: float) -> dict[str, dict]:
@@ -35,7 +36,8 @@ def test_the_baseline_gets_the_committees_total_epochs_and_sqrt_k_width():
         f"air1.s{k}": {"best_val_acc": 0.9, "epochs_run": 4 * k, "snapshot": {"k": k, "snapshots": 3}}
         for k in (1, 2, 3)
     }
-    options = same_budget_options(preset("fast").replace(snapshots=3), snaps)
+    cfg = expand_snapshots(preset("fast").replace(members=("air1",), snapshots=3, epochs=12))
+    options = same_budget_options(cfg, snaps)
     assert set(options) == {LONG} and options[LONG]["epochs"] == 12 and options[LONG]["snapshots"] == 0
     with pytest.raises(UsageError, match="2\\+ members"):
         same_budget_options(quick, infos(shallow=0.9))
