@@ -7,7 +7,11 @@ distill`` on that run; from metrics.json the accuracy, NLL, ECE, training second
 model and the student, and the committee's paired gains over each (bootstrap interval, McNemar).
 Runs one after another: do not time anything else beside it.
 
-    .venv/bin/python benchmarks/price.py --presets quick --seeds 0,1,2 --out benchmarks/results
+    .venv/bin/python benchmarks/price.py --presets fast --seeds 0,1,2 --snapshots 3 --out benchmarks/results
+
+With ``--snapshots K`` also one air1 run of the same-budget model's epochs on K restarted cycles (its K
+snapshots a committee), compared on the test set with the main run's committee, best member and
+same-budget model: every one of them had the same training budget but the best member.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 
 from committee.base.fileio import read_json, write_json
 from committee.base.machine import cpu_signature, environment
+from committee.evaluation.metrics import accuracy, mcnemar, paired_bootstrap_ci
+from committee.store.run_dir import RunDir
 
 
 def committee_cli(*args: str) -> float:
@@ -81,6 +87,44 @@ def run_point(preset: str, seed: int, run_dir: Path, student_epochs: int | None,
     }
 
 
+def snapshot_point(preset: str, seed: int, run_dir: Path, main_dir: Path, snapshots: int, extra: list[str]) -> dict:
+    """A snapshot committee trained for the committee's whole budget (the same-budget model's epochs, one run,
+    K snapshots), against the main run's committee, best member and same-budget model, paired on the test set."""
+    main = RunDir(main_dir)
+    epochs = main.member_info("same_budget")["epochs_run"]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    wall = committee_cli(
+        *("run", "--preset", preset, "--seed", str(seed), "--members", "air1", "--epochs", str(epochs)),
+        *("--snapshots", str(snapshots), "--rules", "mean", "--run-dir", str(run_dir), *extra),
+    )
+    snap = RunDir(run_dir)
+    labels = main.labels("test")
+    names = snap.finished_members()
+    pred = snap.member_probs(names, "test").mean(axis=0).argmax(1)
+    m = read_json(main_dir / "metrics.json")
+    others = {
+        "committee": main.member_probs(m["committees"]["mean"]["members"], "test").mean(axis=0).argmax(1),
+        "best_member": main.member_probs([m["best_member"]], "test")[0].argmax(1),
+        "same_budget": main.member_probs(["same_budget"], "test")[0].argmax(1),
+    }
+    return {
+        "snapshots": snapshots,
+        "epochs": epochs,
+        "test_acc": accuracy(labels, pred),
+        "snapshot_test_acc": [accuracy(labels, snap.member_probs([n], "test")[0].argmax(1)) for n in names],
+        "train_seconds": sum(snap.member_info(n)["train_seconds"] for n in names),
+        "wall_seconds": wall,
+        "minus": {
+            name: {
+                "gain": accuracy(labels, pred) - accuracy(labels, other),
+                "ci": paired_bootstrap_ci(labels, pred, other),
+                "mcnemar_p": mcnemar(labels, pred, other)["p_value"],
+            }
+            for name, other in others.items()
+        },
+    }
+
+
 def summary(points: list[dict]) -> dict:
     """Mean and sd over seeds of every model's numbers and every gain, per preset."""
     out = {}
@@ -116,14 +160,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--runs-dir", type=Path, default=Path("/tmp/price-runs"))
     ap.add_argument("--run-args", default="", help="more flags for committee run (a smoke test: other data, epochs)")
+    ap.add_argument(
+        "--snapshots", type=int, default=0, help="K >= 2: also a K-snapshot air1 run at the same-budget model's epochs"
+    )
     args = ap.parse_args()
     path = args.out / "price.json"
     doc = read_json(path) if path.exists() else {"points": []}
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            point = run_point(
-                preset, seed, args.runs_dir / f"{preset}-s{seed}", args.student_epochs, args.run_args.split()
-            )
+            main_dir, extra = args.runs_dir / f"{preset}-s{seed}", args.run_args.split()
+            point = run_point(preset, seed, main_dir, args.student_epochs, extra)
+            if args.snapshots >= 2:
+                snap_dir = args.runs_dir / f"{preset}-s{seed}-snapshots"
+                point["snapshot_run"] = snapshot_point(preset, seed, snap_dir, main_dir, args.snapshots, extra)
             doc["points"] = [
                 p
                 for p in doc["points"]

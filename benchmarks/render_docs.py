@@ -400,14 +400,57 @@ def price_verdicts(points: list[dict]) -> list[str]:
     return lines
 
 
+def snapshot_table(points: list[dict]) -> str:
+    """The snapshot committee of each seed (one air1 run of the same-budget model's epochs) against the rest."""
+    snaps = [(p["seed"], p["snapshot_run"]) for p in points if p.get("snapshot_run")]
+    if not snaps:
+        return ""
+    k, epochs = snaps[0][1]["snapshots"], snaps[0][1]["epochs"]
+    rows = [
+        [
+            seed,
+            f"{100 * r['test_acc']:.2f}",
+            ", ".join(f"{100 * a:.2f}" for a in r["snapshot_test_acc"]),
+            f"{r['train_seconds']:.0f}",
+            *(
+                f"{100 * g['gain']:+.2f} [{100 * g['ci'][0]:+.2f}, {100 * g['ci'][1]:+.2f}], p = {g['mcnemar_p']:.2g}"
+                for g in (r["minus"][n] for n in ("committee", "best_member", "same_budget"))
+            ),
+        ]
+        for seed, r in snaps
+    ]
+    return (
+        f"**Snapshot committee**: one air1 run of {epochs} epochs (the same-budget model's), its schedule restarted "
+        f"{k} times, its {k} cycle ends the members (`--snapshots {k}`); mean "
+        f"{mean_sd([100 * r['test_acc'] for _, r in snaps])} % on test. Its paired test difference with the "
+        "committee (same training budget), the best member (one member's budget) and the same-budget model (same "
+        "training, one model):\n\n"
+        + table(
+            [
+                "seed",
+                "snapshot committee test %",
+                "each snapshot %",
+                "training s",
+                "minus committee",
+                "minus best member",
+                "minus same_budget",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+
 def price_page() -> str:
+    if not (RESULTS / "price.json").exists():
+        return HEADER + "# The price of a committee\n\nNot measured yet: `python benchmarks/price.py`.\n"
     doc = load("price.json")
     env = doc["points"][0]["environment"]
     out = (
         HEADER + "# The price of a committee\n\n"
-        "`python benchmarks/price.py --presets quick --seeds 0,1,2`: per seed, `committee run --preset P --seed S "
-        "--baseline same-budget`, then `committee distill` (the default student: the best member's architecture, "
-        f"recipe and epochs; T = 4, α = 0.9); torch {env['torch']}, {env['threads']} threads, CPU "
+        "`python benchmarks/price.py --presets fast --seeds 0,1,2 --snapshots 3`: per seed, `committee run --preset P "
+        "--seed S --baseline same-budget`, then `committee distill` (the default student: the best member's "
+        f"architecture, recipe and epochs; T = 4, α = 0.9); torch {env['torch']}, {env['threads']} threads, CPU "
         f"{env['cpu']}. Test numbers on the 10,000 official test images; *committee minus it*: the mean committee's "
         "paired test difference per seed, points [bootstrap 95 %]; *significant*: seeds with McNemar p < 0.05. "
         "Training seconds and inference ms per 1,000 images are each model's own (a committee's: the sum of its "
@@ -429,6 +472,7 @@ def price_page() -> str:
             price_rows(points),
         )
         out += "\nIn words: " + "; ".join(price_verdicts(points)) + ".\n\n"
+        out += snapshot_table(points)
     return out
 
 
