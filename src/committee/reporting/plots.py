@@ -387,5 +387,8 @@ def log_axis(axis) -> None:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    lo, hi = axis.get_view_interval()
+    # Less than a decade shown: no major tick may fall inside, so the minor ticks carry the labels.
+    axis.set_minor_formatter(plain if lo > 0 and hi / lo < 10 else NullFormatter())

@@ -47,13 +47,14 @@ def price_figure(ctx: ReportContext, sec: Section) -> None:
         return
     acc = 100 * np.array([p.test_accuracy if p.test_accuracy is not None else p.val_accuracy for p in pts])
     kinds = [p.kind for p in pts]
+    whole = "+".join(ctx.result.members)
     fig, axes = pyplot().subplots(1, 2, figsize=(10, 4.2), sharey=True)
     for ax, cost, key, xlabel in (
         (axes[0], [p.infer_ms_per_1000 for p in pts], "infer", "inference, ms per 1,000 images (CPU)"),
         (axes[1], [p.train_seconds for p in pts], "train", "training, seconds"),
     ):
         on = np.array([key in p.frontier for p in pts])
-        labels = [p.name if p.kind != "subset" or on[i] else "" for i, p in enumerate(pts)]
+        labels = [p.name if p.kind != "subset" or on[i] or p.name == whole else "" for i, p in enumerate(pts)]
         plots.price_map(ax, np.array(cost), acc, kinds, on, labels, xlabel)
     axes[1].set_ylabel("")
     sec.blocks.append(
