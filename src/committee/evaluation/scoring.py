@@ -137,7 +137,8 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         return MemberResult(m.name, scores(labels_val, m.probs_val), test, info)
 
     member_results = {m.name: result_of(m) for m in members}
-    companions = {c.name: (result_of(c), c.probs_test.argmax(1) if has_test else None) for c in extra}
+    companion_results = {c.name: result_of(c) for c in extra}
+    companions = {c.name: (companion_results[c.name], c.probs_test.argmax(1) if has_test else None) for c in extra}
     # The best member is chosen on validation, never on test.
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
@@ -169,10 +170,8 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
         [m for m in cfg.members if m not in names],
         div,
         sets,
-        {n: c for n, (c, _) in companions.items()},
-        price_points(
-            member_results, {n: c for n, (c, _) in companions.items()}, val_stack, labels_val, test_stack, labels_test
-        ),
+        companion_results,
+        price_points(member_results, companion_results, val_stack, labels_val, test_stack, labels_test),
     )
     run.write_metrics(result)
     return result
