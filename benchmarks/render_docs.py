@@ -450,9 +450,10 @@ def price_page() -> str:
         HEADER + "# The price of a committee\n\n"
         "`python benchmarks/price.py --presets fast --seeds 0,1,2 --snapshots 3`: per seed, `committee run --preset P "
         "--seed S --baseline same-budget`, then `committee distill` (the default student: the best member's "
-        f"architecture, recipe and epochs; T = 4, α = 0.9); torch {env['torch']}, {env['threads']} threads, CPU "
-        f"{env['cpu']}. Test numbers on the 10,000 official test images; *committee minus it*: the mean committee's "
-        "paired test difference per seed, points [bootstrap 95 %]; *significant*: seeds with McNemar p < 0.05. "
+        f"architecture, recipe and epochs; its T and α in its row); torch {env['torch']}, {env['threads']} threads, "
+        f"CPU {env['cpu']}. Test numbers on the 10,000 official test images; *committee minus it*: the mean "
+        "committee's paired test difference per seed, points [bootstrap 95 %]; *significant*: seeds with McNemar "
+        "p < 0.05. "
         "Training seconds and inference ms per 1,000 images are each model's own (a committee's: the sum of its "
         "members').\n\n"
     )
@@ -473,7 +474,39 @@ def price_page() -> str:
         )
         out += "\nIn words: " + "; ".join(price_verdicts(points)) + ".\n\n"
         out += snapshot_table(points)
-    return out
+    return out + distill_sweep_section()
+
+
+def distill_sweep_section() -> str:
+    """The student's (T, alpha) chosen on validation (benchmarks/distill_sweep.py), when measured."""
+    if not (RESULTS / "distill_sweep.json").exists():
+        return ""
+    doc = load("distill_sweep.json")
+    chosen, refs = doc["chosen_on_validation"], doc["references"]
+    runs = list(refs)
+    rows = []
+    for t, a in dict.fromkeys((s["temperature"], s["alpha"]) for s in doc["students"]):
+        per_run = {s["run"]: s for s in doc["students"] if (s["temperature"], s["alpha"]) == (t, a)}
+        rows.append(
+            [
+                f"T {t:g}, α {a:g}" + (" (chosen)" if (t, a) == (chosen["temperature"], chosen["alpha"]) else ""),
+                *(
+                    f"{100 * per_run[r]['val_acc']:.2f} / {100 * per_run[r]['test_acc']:.2f}" if r in per_run else "–"
+                    for r in runs
+                ),
+            ]
+        )
+    for label, key in (("committee (mean)", "committee"), ("its best member", "best_member")):
+        cells = (f"{100 * refs[r][key]['val_acc']:.2f} / {100 * refs[r][key]['test_acc']:.2f}" for r in runs)
+        rows.append([label, *cells])
+    return (
+        "## The student's temperature and soft weight\n\n"
+        f"`python benchmarks/distill_sweep.py --runs {','.join(runs)}`: students of the fast runs above, one per "
+        f"(T, α) on the first run; the pair with the best **validation** accuracy (T {chosen['temperature']:g}, "
+        f"α {chosen['alpha']:g}) is now `committee distill`'s default and was trained on the other runs beside the "
+        "old default (T 4, α 0.9). Cells: validation / test accuracy, %.\n\n"
+        + table(["student", *(Path(r).name for r in runs)], rows)
+    )
 
 
 PAGES = {

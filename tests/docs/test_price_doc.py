@@ -58,4 +58,4 @@ def test_the_python_example_uses_the_api_as_it_is(monkeypatch):
     exec(compile(blocks("python")[0], str(PAGE), "exec"), {})
     cfg = calls["run"][0][0].check()
     assert cfg.baseline == "same-budget" and cfg.preset == "quick"
-    assert calls["distill"][1] == {"temperature": 4.0, "alpha": 0.9} and calls["load"][1] == {"model": "student"}
+    assert calls["distill"][1] == {"temperature": 2.0, "alpha": 0.5} and calls["load"][1] == {"model": "student"}

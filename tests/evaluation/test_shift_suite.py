@@ -10,9 +10,10 @@ from sklearn.metrics import roc_auc_score
 
 from committee.config.run_config import RunConfig
 from committee.data.corruptions import CORRUPTIONS, FAMILY_OF, SEVERITIES
-from committee.evaluation.shift_suite import accuracy_by_family, ood_metrics, ood_scores, risk_coverage
+from committee.evaluation.shift_suite import accuracy_by_family, format_table, ood_metrics, ood_scores, risk_coverage
 from committee.serving.abstention import fit_abstention
 from committee.serving.trained import Committee
+from committee.store.run_dir import RunDir
 from committee.study import api as pipeline
 from conftest import synthetic_arrays, write_dataset
 
@@ -68,6 +69,7 @@ def finished_run(tmp_path_factory):
             epochs=3,
             data_dir=str(root / "data"),
             verify=False,
+            baseline="same-budget",
         ),
         root / "run",
         progress=False,
@@ -106,7 +108,18 @@ def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
     assert doc["n_test"] == 60 and len(doc["corruptions"]) == 15
     # selective prediction needs no corruption: it reads all 120 clean test images whatever --limit says
     assert doc["n_selective"] == 120 and len(doc["selective"]["committee:mean"]["curve"]["coverage"]) == 120
-    assert set(doc["entries"]) == {"shallow", "basic_cnn", "committee:mean", "committee:vote"}
+    companions = doc["companions"]
+    assert "same_budget" in companions  # scored beside the committee, never in its rules
+    assert set(doc["entries"]) == {"shallow", "basic_cnn", "committee:mean", "committee:vote", *companions}
+    run = RunDir(run_dir)
+    labels, members = run.labels("test")[:60], run.member_probs(["shallow", "basic_cnn"], "test")[:, :60]
+    assert doc["entries"]["committee:mean"]["clean"]["accuracy"] == pytest.approx(
+        (members.mean(0).argmax(1) == labels).mean(), abs=1e-9
+    )
+    assert doc["entries"]["same_budget"]["clean"]["accuracy"] == pytest.approx(
+        (run.member_probs(["same_budget"], "test")[0, :60].argmax(1) == labels).mean(), abs=1e-9
+    )
+    assert "committee:mean minus same_budget: mCA" in shift_lines(run_dir)
     mean = doc["entries"]["committee:mean"]
     assert 0 <= mean["mca"] <= 1 and mean["drop"] == pytest.approx(mean["clean"]["accuracy"] - mean["mca"])
     assert set(mean["accuracy_by_family"]) == {"noise", "blur", "geometry", "photometry", "occlusion"}
@@ -117,6 +130,9 @@ def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
     pipeline.report(run_dir)  # the report gains its section, figures and OOD table
     report = (run_dir / "report.md").read_text()
     assert "## Trust under shift" in report and "shift_families.png" in report and "risk_coverage.png" in report
+    assert (
+        "Under shift (`committee shift`" in report
+    )  # the price section sets the companions' mCA beside the committee's
     bad = subprocess.run(
         [sys.executable, "-m", "committee", "shift", "--run-dir", str(run_dir), "--ood", str(tmp_path / "nope")],
         capture_output=True,
@@ -124,6 +140,11 @@ def test_committee_shift_on_a_finished_run(finished_run, tmp_path):
         timeout=60,
     )
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def shift_lines(run_dir) -> str:
+    """`committee shift`'s table as the CLI prints it, from the shift.json just written."""
+    return format_table(json.loads((run_dir / "shift.json").read_text()))
 
 
 def test_abstention_thresholds_on_hand_made_arrays():

@@ -116,8 +116,8 @@ def add_baseline_arg(p: argparse.ArgumentParser) -> None:
         "--baseline",
         choices=BASELINES,
         help="same-budget: after the members, also train one model with the committee's whole training budget "
-        "(the best member's architecture for the members' summed epochs, and a sqrt(K)-times wider one where it "
-        "has a width), scored beside the committee and never in it",
+        "(the best member's architecture for as many of its epochs as the members took in all, and a wider one "
+        "where it has a width), scored beside the committee and never in it",
     )
 
 

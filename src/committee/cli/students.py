@@ -7,6 +7,7 @@ from pathlib import Path
 
 from committee.cli.flags import positive_float, positive_int
 from committee.cli.output import emit_json
+from committee.config.run_config import DISTILL_ALPHA, DISTILL_TEMPERATURE
 from committee.study import api as pipeline
 from committee.study.students import STUDENT
 
@@ -27,16 +28,16 @@ def add_distill_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--temperature",
         type=positive_float,
-        default=4.0,
+        default=DISTILL_TEMPERATURE,
         metavar="T",
-        help="softens the teacher's and the student's probabilities (default 4)",
+        help=f"softens the teacher's and the student's probabilities (default {DISTILL_TEMPERATURE:g})",
     )
     p.add_argument(
         "--alpha",
         type=float,  # checked with the config: in [0, 1]
-        default=0.9,
+        default=DISTILL_ALPHA,
         metavar="A",
-        help="weight of the soft labels against the true labels' cross-entropy, in [0, 1] (default 0.9)",
+        help=f"weight of the soft labels against the true labels' cross-entropy, in [0, 1] (default {DISTILL_ALPHA:g})",
     )
     p.add_argument("--rule", default="mean", help="the committee rule that teaches (default mean)")
     p.add_argument("--name", default=STUDENT, help=f"the student's name in the run (default {STUDENT})")

@@ -101,6 +101,11 @@ def check_field_types(cls: type, values: dict, source: str) -> None:
             raise CommitteeError(f"{source}: {f.name} must be {f.type}, got {values[f.name]!r}")
 
 
+# A student's default temperature and soft weight, chosen on validation over a sweep of (T, alpha) on the
+# fast preset (benchmarks/results/distill_sweep.json): alpha 0.5 beat 0.9 at T 1, 2 and 4.
+DISTILL_TEMPERATURE, DISTILL_ALPHA = 2.0, 0.5
+
+
 @dataclass(frozen=True)
 class MemberOptions:
     """One member's resolved options: the run's flags, then the member's own overrides.
@@ -146,8 +151,8 @@ class MemberOptions:
     variant: str | None = None
     # A distilled student's (committee.training.distillation): the teaching committee rule, temperature, soft weight.
     teacher: str | None = None
-    temperature: float = 4.0
-    alpha: float = 0.9
+    temperature: float = DISTILL_TEMPERATURE
+    alpha: float = DISTILL_ALPHA
 
     @classmethod
     def from_dict(cls, d: dict, member: str | None = None) -> MemberOptions:

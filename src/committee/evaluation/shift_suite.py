@@ -113,23 +113,34 @@ def scores_of(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
 class Scorer:
     """Trained members and fitted rules, ready to score images (uint8 of the run's input shape).
 
-    models: member name -> ``nn.Module`` in eval mode; precisions: member -> fp32|bf16 (as evaluation
-    scored them); rules: rule name -> fitted parameters. ``Committee.shift`` builds one.
+    models: member name -> ``nn.Module`` in eval mode; precisions: model -> fp32|bf16 (as evaluation
+    scored them); rules: rule name -> fitted parameters; companions: models trained beside the committee
+    (same-budget baselines, a student), scored like members but never in a rule or an OOD score.
+    ``Committee.shift`` builds one.
     """
 
-    def __init__(self, models: dict[str, nn.Module], precisions: dict[str, str], rules: dict[str, dict]):
+    def __init__(
+        self,
+        models: dict[str, nn.Module],
+        precisions: dict[str, str],
+        rules: dict[str, dict],
+        companions: dict[str, nn.Module] | None = None,
+    ):
         self.models, self.precisions, self.rules = models, precisions, rules
+        self.companions = companions or {}
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images ``(N, ...)`` -> member logits ``(M, N, K)``."""
+    def logits(self, images: np.ndarray, with_companions: bool = True) -> np.ndarray:
+        """uint8 images ``(N, ...)`` -> logits ``(M + C, N, K)``: the M members, then the C companions."""
         x = torch.from_numpy(np.ascontiguousarray(images))
-        return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in self.models.items()])
+        models = self.models | self.companions if with_companions else self.models
+        return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in models.items()])
 
     def entries(self, logits: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities ``(N, K)`` of every member and ``committee:<rule>``."""
+        """Probabilities ``(N, K)`` of every model in ``logits`` (:meth:`logits`) and ``committee:<rule>``."""
         probs = softmax(logits, axis=-1).astype(np.float32)
-        out = dict(zip(self.models, probs))
-        out.update({f"committee:{rule}": combine(rule, params, probs) for rule, params in self.rules.items()})
+        out = dict(zip([*self.models, *self.companions], probs))
+        members = probs[: len(self.models)]
+        out.update({f"committee:{rule}": combine(rule, params, members) for rule, params in self.rules.items()})
         return out
 
 
@@ -205,11 +216,11 @@ def corruption_entries(
 
 
 def ood_table(scorer: Scorer, clean_logits: np.ndarray, ood: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Each OOD set against the clean test images ``(M, N, K)`` logits, under every OOD score."""
+    """Each OOD set against the clean test images' member logits ``(M, N, K)``, under every OOD score."""
     in_scores = ood_scores(clean_logits)
     table = {}
     for set_name, images in ood.items():
-        out_scores = ood_scores(scorer.logits(images))
+        out_scores = ood_scores(scorer.logits(images, with_companions=False))
         table[set_name] = {
             "n": int(len(images)),
             **{
@@ -264,7 +275,8 @@ def evaluate_shift(
         "corruptions": list(CORRUPTIONS),
         "families": {c: FAMILY_OF[c] for c in CORRUPTIONS},
         "entries": corruption_entries(scorer, images[:n], labels[:n], seed, progress),
-        "ood": ood_table(scorer, all_logits[:, :n], ood),
+        "companions": list(scorer.companions),
+        "ood": ood_table(scorer, all_logits[: len(scorer.models), :n], ood),
         "selective": selective_table(scorer.entries(all_logits), labels),
     }
 
@@ -282,6 +294,10 @@ def format_table(doc: dict) -> str:
             f"{name:<24}{100 * e['clean']['accuracy']:>7.2f}%{100 * e['mca']:>7.2f}%{100 * e['drop']:>7.2f} "
             f"{e['clean']['ece']:>10.4f} {e['ece_shift']:>10.4f}{sel['aurc']:>8.4f}{100 * sel['accuracy_at_90']:>8.2f}%"
         )
+    committee = next((n for n in doc["entries"] if n.startswith("committee:")), None)
+    for name in doc.get("companions", []) if committee else []:
+        e, c = doc["entries"][name], doc["entries"][committee]
+        lines.append(f"{committee} minus {name}: mCA {100 * (c['mca'] - e['mca']):+.2f} points")
     lines.append("\nout of distribution (committee; AUROC / AUPR / FPR at 95 % TPR)")
     lines.append(f"{'set':<16}" + "".join(f"{s:>26}" for s in OOD_SCORES))
     for set_name, o in doc["ood"].items():

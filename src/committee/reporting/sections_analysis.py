@@ -96,7 +96,8 @@ def shift_family_figure(ctx: ReportContext, entries: dict, shown: list[str], com
     return ctx.save(
         fig,
         "shift_families.png",
-        f"Accuracy against severity per corruption family: members dashed, the committee ({committee}) solid.",
+        f"Accuracy against severity per corruption family: members (and models trained beside the committee) "
+        f"dashed, the committee ({committee}) solid.",
     )
 
 

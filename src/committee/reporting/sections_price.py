@@ -29,7 +29,20 @@ def companion_paragraph(ctx: ReportContext, name: str, v: Gain) -> str:
         f"bootstrap 95 %; McNemar p = {v.mcnemar_p:.3g}): {verdict(v, name)}. NLL {c.scores().nll:.4f} against "
         f"{m.scores().nll:.4f}, ECE {pct(c.scores().ece)} against {pct(m.scores().ece)}; training "
         f"{secs(c.train_seconds)} against {secs(m.train_seconds)}; inference {ms[0]:.0f} against {ms[1]:.0f} ms "
-        f"per 1,000 images."
+        f"per 1,000 images." + shift_sentence(ctx, name)
+    )
+
+
+def shift_sentence(ctx: ReportContext, name: str) -> str:
+    """The committee's and ``name``'s mean corruption accuracy, when `committee shift` scored both."""
+    entries = (ctx.shift or {}).get("entries", {})
+    committee = entries.get(f"committee:{ctx.main_rule}")
+    if not committee or name not in entries:
+        return ""
+    other = entries[name]
+    return (
+        f" Under shift (`committee shift`, mean accuracy over 75 corruptions): mCA {pct(committee['mca'])} against "
+        f"{pct(other['mca'])}, committee minus {name} {100 * (committee['mca'] - other['mca']):+.2f} points."
     )
 
 

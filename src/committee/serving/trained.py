@@ -229,8 +229,10 @@ class Committee:
         cfg = self.run.config()
         ds = load_cached(cfg.data_spec(), allow_download=False)
         idx = self.run.splits()["test"]
+        companions = {n: load_member(self.run, n) for n in result.companions if n not in self.members_}
+        precisions = self.precisions | {n: self.run.member_info(n).get("precision", "fp32") for n in companions}
         doc = evaluate_shift(
-            Scorer(self.members_, self.precisions, rules),
+            Scorer(self.members_, precisions, rules, companions),
             ds.images[idx].numpy(),
             ds.labels[idx].numpy(),
             self.input_shape,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from committee.base.errors import CommitteeError, UsageError
-from committee.config.run_config import RunConfig
+from committee.config.run_config import DISTILL_ALPHA, DISTILL_TEMPERATURE, RunConfig
 from committee.data.sources import load_cached
 from committee.evaluation import ablation
 from committee.evaluation import seed_summary as seeds_mod
@@ -267,8 +267,8 @@ def distill(
     *,
     student: str | None = None,
     epochs: int | None = None,
-    temperature: float = 4.0,
-    alpha: float = 0.9,
+    temperature: float = DISTILL_TEMPERATURE,
+    alpha: float = DISTILL_ALPHA,
     rule: str = "mean",
     name: str = STUDENT,
     resume: bool = False,

@@ -5,9 +5,14 @@ After the members have trained, ``--baseline same-budget`` adds companion models
 like members and kept out of the committee's rules:
 
 - ``same_budget``: the best member's architecture and recipe (chosen on validation) trained for the
-  sum of the members' epochs (the schedule stretches over them);
-- ``same_budget_wide``, where the architecture has a width: ``round(sqrt(K) x width)`` channels (about
-  K times a member's convolution cost) for the best member's epochs.
+  committee's budget in its epochs (the schedule stretches over them);
+- ``same_budget_wide``, where the architecture has a width: ``round(sqrt(B) x width)`` channels (about
+  B times a member's convolution cost) for the best member's epochs.
+
+The budget is counted in epochs of the best member. A member with the best member's model (architecture,
+options, precision) counts its epochs as they are, so K like members give exactly their summed epochs
+and ``B = K``; a member of another model counts its epochs at its measured seconds per epoch over the
+best member's, so three cheap members do not buy a deep model three times their training time.
 """
 
 from __future__ import annotations
@@ -39,22 +44,56 @@ def default_width(arch: str) -> int | None:
     return default if isinstance(default, int) else None
 
 
+def training_runs(infos: dict[str, dict]) -> dict[str, dict]:
+    """The members' training runs from their member.json: snapshot members share one run, counted once at
+    its whole length (the last snapshot's epochs, the cycles' summed seconds). ``{run: info}``."""
+    runs: dict[str, dict] = {}
+    for name, info in infos.items():
+        key = info.get("snapshot", {}).get("of") or name
+        seen = runs.get(key)
+        seconds = float(info.get("train_seconds") or 0) + (seen["train_seconds"] if seen else 0.0)
+        longest = info if not seen or int(info["epochs_run"]) >= int(seen["epochs_run"]) else seen
+        runs[key] = {**longest, "train_seconds": seconds}
+    return runs
+
+
+def model_key(info: dict) -> tuple:
+    """What makes two members cost the same per epoch: architecture, its options, precision."""
+    return info.get("arch"), sorted((info.get("model_kwargs") or {}).items()), info.get("precision")
+
+
+def budget_epochs(runs: dict[str, dict], best: str) -> float:
+    """The runs' whole training budget in epochs of run ``best`` (see the module docstring)."""
+    ref = runs[best]
+    ref_epoch = float(ref.get("train_seconds") or 0) / int(ref["epochs_run"])
+    total = 0.0
+    for info in runs.values():
+        epochs = int(info["epochs_run"])
+        seconds = float(info.get("train_seconds") or 0)
+        same_cost = model_key(info) == model_key(ref) or not (seconds and ref_epoch)
+        total += epochs if same_cost else seconds / ref_epoch
+    return total
+
+
 def same_budget_options(cfg: RunConfig, infos: dict[str, dict]) -> dict[str, dict]:
-    """The companions' member options from the members' member.json (``best_val_acc``, ``epochs_run``):
-    ``{name: options}``. Pure; raises UsageError with fewer than two members."""
+    """The companions' member options from the members' member.json (``best_val_acc``, ``epochs_run``,
+    ``train_seconds``, ``arch``, ``model_kwargs``, ``precision``): ``{name: options}``. Pure; raises
+    UsageError with fewer than two members."""
     if len(infos) < 2:
         raise UsageError(
             f"--baseline same-budget compares a committee with one model: needs 2+ members, got {len(infos)}"
         )
     best = max(infos, key=lambda n: infos[n]["best_val_acc"])  # on validation
     opts = cfg.options_for(best).to_dict() | NOT_A_SNAPSHOT  # one plain model
-    # Snapshot members share one training run: it is counted once, at its whole length (the last snapshot's).
-    runs = [i for i in infos.values() if i.get("snapshot", {}).get("k", 1) == i.get("snapshot", {}).get("snapshots", 1)]
-    total = sum(int(i["epochs_run"]) for i in runs)
+    runs = training_runs(infos)
+    best_run = infos[best].get("snapshot", {}).get("of") or best
+    budget = budget_epochs(runs, best_run)
+    total = max(1, round(budget))
     out = {LONG: {**opts, "epochs": total, "variant": f"same budget: {best}'s model, {total} epochs"}}
     width = opts.get("width") or default_width(opts["arch"])
-    if width and len(runs) > 1:
-        wide, epochs = round(math.sqrt(len(runs)) * width), max(int(i["epochs_run"]) for i in runs)
+    epochs = int(runs[best_run]["epochs_run"])
+    wide = round(math.sqrt(budget / epochs) * width) if width else 0
+    if width and wide > width:
         out[WIDE] = {**opts, "width": wide, "epochs": epochs, "variant": f"same budget: width {wide}, {epochs} epochs"}
     return out
 
