@@ -18,7 +18,8 @@ test: install $(VENV)/.installed-ray dataset browser
 	$(BIN)/lint-imports
 	$(BIN)/python benchmarks/render_docs.py --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 install: $(STAMP)
 

@@ -364,7 +364,15 @@ def price_rows(points: list[dict]) -> list[list]:
             return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
         gains = [p["committee_minus"][name] for p in ps if name in p["committee_minus"]]
-        variant = ps[0]["companion_variants"].get(name) or (ps[0]["best_member"] if name == "best_member" else "")
+        # Per seed when the seeds differ (the best member is chosen on each seed's validation split).
+        variants = [
+            p["companion_variants"].get(name) or (p["best_member"] if name == "best_member" else "") for p in ps
+        ]
+        variant = (
+            variants[0]
+            if len(set(variants)) == 1
+            else "; ".join(f"seed {p['seed']}: {v}" for p, v in zip(ps, variants))
+        )
         rows.append(
             [
                 f"{name}" + (f" ({variant})" if variant else ""),
@@ -446,9 +454,12 @@ def price_page() -> str:
         return HEADER + "# The price of a committee\n\nNot measured yet: `python benchmarks/price.py`.\n"
     doc = load("price.json")
     env = doc["points"][0]["environment"]
+    presets = list(dict.fromkeys(p["preset"] for p in doc["points"]))
+    presets = list(dict.fromkeys(p["preset"] for p in doc["points"]))
     out = (
         HEADER + "# The price of a committee\n\n"
-        "`python benchmarks/price.py --presets fast --seeds 0,1,2 --snapshots 3`: per seed, `committee run --preset P "
+        f"`python benchmarks/price.py --presets {','.join(presets)} --seeds 0,1,2` (`--snapshots 3` where a snapshot "
+        "table follows): per seed, `committee run --preset P "
         "--seed S --baseline same-budget`, then `committee distill` (the default student: the best member's "
         f"architecture, recipe and epochs; its T and α in its row); torch {env['torch']}, {env['threads']} threads, "
         f"CPU {env['cpu']}. Test numbers on the 10,000 official test images; *committee minus it*: the mean "
@@ -457,7 +468,7 @@ def price_page() -> str:
         "Training seconds and inference ms per 1,000 images are each model's own (a committee's: the sum of its "
         "members').\n\n"
     )
-    for preset in dict.fromkeys(p["preset"] for p in doc["points"]):
+    for preset in presets:
         points = [p for p in doc["points"] if p["preset"] == preset]
         out += f"## {preset} ({len(points)} seeds)\n\n" + table(
             [
@@ -474,7 +485,32 @@ def price_page() -> str:
         )
         out += "\nIn words: " + "; ".join(price_verdicts(points)) + ".\n\n"
         out += snapshot_table(points)
-    return out + distill_sweep_section()
+    return out + price_shift_section() + distill_sweep_section()
+
+
+def price_shift_section() -> str:
+    """The committee and the models beside it under the corruption suite (benchmarks/price_shift.py)."""
+    if not (RESULTS / "price_shift.json").exists():
+        return ""
+    doc = load("price_shift.json")
+    runs = [Path(p["run"]).name for p in doc["points"]]
+
+    def pm(stat: dict) -> str:
+        return f"{100 * stat['mean']:.2f} ± {100 * stat['sd']:.2f}"
+
+    rows = [
+        [n, pm(e["clean"]), pm(e["mca"]), pm(e["committee_minus"]) if "committee_minus" in e else "–"]
+        for n, e in doc["summary"].items()
+    ]
+    return (
+        "## Under shift\n\n"
+        f"`python benchmarks/price_shift.py --runs ... --limit {doc['limit']}` on the runs {', '.join(runs)}: "
+        f"`committee shift` (15 corruptions × 5 severities of the first {doc['limit']:,} test images); mCA is the mean "
+        "accuracy over the 75 corrupted copies. Mean ± sd over the runs; *committee minus it*: the mean committee's "
+        "mCA minus the model's, points (sd over seeds: shift.json keeps no per-image results to pair).\n\n"
+        + table(["model", "clean % (first images)", "mCA %", "committee minus it (mCA points)"], rows)
+        + "\n"
+    )
 
 
 def distill_sweep_section() -> str:

@@ -212,6 +212,8 @@ def test_interrupt_during_a_write_leaves_the_file_whole_or_absent(tmp_path, monk
         real_replace(src, dst)
         os.kill(os.getpid(), signal.SIGTERM)  # in the clean-up after the rename
 
+    # Ctrl-C as a terminal delivers it; pytest-xdist's workers start with SIGINT ignored.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         if where == "mkstemp":
@@ -224,8 +226,9 @@ def test_interrupt_during_a_write_leaves_the_file_whole_or_absent(tmp_path, monk
                 if where == "body":
                     os.kill(os.getpid(), signal.SIGINT)
                 tmp.write_text("complete")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the write put it back
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     assert target.read_text() == "complete"
     assert not list(tmp_path.glob(".*.tmp"))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -21,6 +21,7 @@ def data_args(directory) -> list[str]:
     return [a.format(data=directory) for a in DATA]
 
 
+@pytest.mark.serial  # its wall time is the point: never beside another test
 def test_time_limit_plans_the_run_and_keeps_it(synthetic_dir, tmp_path, capsys):
     code, _, err = cli(capsys, "run", "--time-limit", "soon", "--run-dir", tmp_path / "x")
     assert code == 2 and "--time-limit" in err and "150s" in err
@@ -51,6 +52,7 @@ def test_time_limit_plans_the_run_and_keeps_it(synthetic_dir, tmp_path, capsys):
     assert json.loads(out)["committees"]["mean"]["members"] == list(cfg.members)
 
 
+@pytest.mark.serial  # feasible only at this machine's uncontended speed
 def test_time_limit_with_a_preset_scales_its_epochs(synthetic_dir, tmp_path, capsys):
     run_dir = tmp_path / "quick"
     args = ("--preset", "quick", "--members", "shallow,wide_deep", "--rules", "mean")
