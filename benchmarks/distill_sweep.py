@@ -84,7 +84,13 @@ def main() -> None:
     args = ap.parse_args()
     runs = [Path(r) for r in args.runs.split(",")]
     grid = [tuple(float(x) for x in pair.split(":")) for pair in args.grid.split(",")]
-    doc = {"environment": environment("cpu"), "cpu_signature": cpu_signature(), "grid": grid, "students": []}
+    doc = {
+        "command": " ".join(["python", *sys.argv]),
+        "environment": environment("cpu"),
+        "cpu_signature": cpu_signature(),
+        "grid": grid,
+        "students": [],
+    }
 
     def save(student: dict) -> None:
         doc["students"].append(student)

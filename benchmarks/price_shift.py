@@ -71,7 +71,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=1000, help="test images corrupted (the first N)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/price_shift.json"))
     args = ap.parse_args()
-    doc = {"environment": environment("cpu"), "cpu_signature": cpu_signature(), "limit": args.limit, "points": []}
+    doc = {
+        "command": " ".join(["python", *sys.argv]),
+        "environment": environment("cpu"),
+        "cpu_signature": cpu_signature(),
+        "limit": args.limit,
+        "points": [],
+    }
     for run in (Path(r) for r in args.runs.split(",")):
         doc["points"].append(shift_point(run, args.limit))
         doc["summary"] = summary(doc["points"])

@@ -507,7 +507,9 @@ def price_shift_section() -> str:
         f"`python benchmarks/price_shift.py --runs ... --limit {doc['limit']}` on the runs {', '.join(runs)}: "
         f"`committee shift` (15 corruptions × 5 severities of the first {doc['limit']:,} test images); mCA is the mean "
         "accuracy over the 75 corrupted copies. Mean ± sd over the runs; *committee minus it*: the mean committee's "
-        "mCA minus the model's, points (sd over seeds: shift.json keeps no per-image results to pair).\n\n"
+        "mCA minus the model's, points (sd over seeds: shift.json keeps no per-image results to pair). `student` is "
+        "price.py's student at the old default (T 4, α 0.9); `student_t2_a0p5` the sweep's below (T 2, α 0.5, "
+        "the new default).\n\n"
         + table(["model", "clean % (first images)", "mCA %", "committee minus it (mCA points)"], rows)
         + "\n"
     )
