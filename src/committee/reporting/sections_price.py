@@ -35,14 +35,17 @@ def companion_paragraph(ctx: ReportContext, name: str, v: Gain) -> str:
 
 def shift_sentence(ctx: ReportContext, name: str) -> str:
     """The committee's and ``name``'s mean corruption accuracy, when `committee shift` scored both."""
-    entries = (ctx.shift or {}).get("entries", {})
+    doc = ctx.shift or {}
+    entries = doc.get("entries", {})
     committee = entries.get(f"committee:{ctx.main_rule}")
     if not committee or name not in entries:
         return ""
     other = entries[name]
+    settings = f"{len(doc['corruptions'])} corruptions × {len(doc['severities'])} severities"
+    gain = 100 * (committee["mca"] - other["mca"])
     return (
-        f" Under shift (`committee shift`, mean accuracy over 75 corruptions): mCA {pct(committee['mca'])} against "
-        f"{pct(other['mca'])}, committee minus {name} {100 * (committee['mca'] - other['mca']):+.2f} points."
+        f" Under shift (`committee shift`: {settings} of {doc['n_test']:,} test images): mCA "
+        f"{pct(committee['mca'])} against {pct(other['mca'])}, committee minus {name} {gain:+.2f} points."
     )
 
 
