@@ -102,7 +102,7 @@ def check_field_types(cls: type, values: dict, source: str) -> None:
 
 
 # A student's default temperature and soft weight, chosen on validation over a sweep of (T, alpha) on the
-# fast preset (benchmarks/results/distill_sweep.json): alpha 0.5 beat 0.9 at T 1, 2 and 4.
+# fast preset (benchmarks/results/distill_sweep.json): alpha 0.5 beat 0.9 at T 2 and at T 4.
 DISTILL_TEMPERATURE, DISTILL_ALPHA = 2.0, 0.5
 
 
