@@ -119,7 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from committee.evaluation.scoring import format_table
 
-    result = pipeline.evaluate(args.run_dir, list(args.rules) if args.rules else None)
+    result = pipeline.evaluate(
+        args.run_dir, list(args.rules) if args.rules else None, args.cascade_tolerance, args.infer_budget
+    )
     if args.json:
         return emit_json(result.to_dict())
     print(format_table(result) + f"\n\nwrote {RunDir(args.run_dir).file('metrics.json')}")

@@ -14,6 +14,8 @@ from pathlib import Path
 from committee.base.errors import UsageError
 from committee.config.run_config import OPTIMIZERS, PRECISIONS, SCHEDULES
 from committee.data.splits import SPLITS
+from committee.rules.cascade import DEFAULT_TOLERANCE_POINTS
+from committee.rules.committee_rules import RULES
 
 
 class Parser(argparse.ArgumentParser):
@@ -291,6 +293,24 @@ def tracking_target(text: str) -> str:  # --track
     raise argparse.ArgumentTypeError(f"{text!r}: use mlflow, mlflow:URI or tensorboard")
 
 
+def add_cascade_args(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """The cascade rule's target: a tolerance in accuracy, or an inference budget."""
+    g.add_argument(
+        "--cascade-tolerance",
+        type=functools.partial(_number, cast=float),
+        metavar="POINTS",
+        help="cascade rule: answer early while validation accuracy stays within POINTS of the whole committee's "
+        f"(0-100, default {DEFAULT_TOLERANCE_POINTS:g})",
+    )
+    g.add_argument(
+        "--infer-budget",
+        type=functools.partial(_number, cast=float),
+        metavar="MS",
+        help="cascade rule: the most accurate cascade whose expected cost is at most MS ms per 1,000 images "
+        "(measured member costs; replaces --cascade-tolerance)",
+    )
+
+
 def add_member_args(g: argparse._ArgumentGroup) -> None:
     """Which members, which rules, how long, how fast."""
     from committee.models.registry import model_names
@@ -302,8 +322,9 @@ def add_member_args(g: argparse._ArgumentGroup) -> None:
         "--rules",
         type=name_list,
         metavar="R,...",
-        help="committee rules to evaluate: mean, weighted, vote, greedy, stack, calibrated (default: all)",
+        help=f"committee rules to evaluate: {', '.join(RULES)} (default: all)",
     )
+    add_cascade_args(g)
     g.add_argument("--epochs", type=positive_int, help="epochs per member (default: the preset's)")
     g.add_argument(
         "--epoch-scale",

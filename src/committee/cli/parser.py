@@ -8,6 +8,7 @@ from pathlib import Path
 from committee.base.version import __version__
 from committee.cli.flags import (
     Parser,
+    add_cascade_args,
     add_data_args,
     add_import_arg,
     add_limit_args,
@@ -70,6 +71,7 @@ def add_study_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score members and committee rules from saved probabilities")
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--rules", type=name_list, metavar="R,...", help="committee rules (default: the run's)")
+    add_cascade_args(p)
     p.add_argument("--json", action="store_true", help="print metrics.json on stdout")
 
     p = sub.add_parser(

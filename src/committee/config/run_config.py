@@ -22,7 +22,8 @@ from committee.data.sources import FASHION, DataSpec
 from committee.data.splits import SPLITS
 from committee.models.registry import get_spec, register_model
 from committee.models.user_models import import_models, restore_models
-from committee.rules.committee_rules import check_rules
+from committee.rules.cascade import DEFAULT_TOLERANCE_POINTS, check_budget, check_tolerance
+from committee.rules.committee_rules import RULES, check_rules
 
 # Bumped when the layout of a run directory or config.json changes incompatibly.
 FORMAT_VERSION = 1
@@ -195,7 +196,12 @@ class MemberOptions:
 class RunConfig:
     preset: str = "quick"
     members: tuple[str, ...] = ("shallow", "basic_cnn", "deep_cnn")
-    rules: tuple[str, ...] = ("mean", "weighted", "vote", "greedy", "stack", "calibrated")
+    rules: tuple[str, ...] = tuple(RULES)
+    # The cascade rule's target (committee.rules.cascade): its validation accuracy within this many points
+    # of the whole committee's, at the lowest cost; or, with infer_budget (ms per 1,000 images), the most
+    # accurate within that cost.
+    cascade_tolerance: float = DEFAULT_TOLERANCE_POINTS
+    infer_budget: float | None = None
     split: str = "official"
     data_dir: str | None = None
     verify: bool = True
@@ -327,6 +333,7 @@ class RunConfig:
             members = ", ".join(self.members)
             raise UsageError(f"--init names {', '.join(unknown)}, not a member of this committee ({members})")
         check_rules(self.rules)
+        self._check_cascade()
         if self.channels not in CHANNELS:
             raise UsageError(f"--channels must be one of {', '.join(CHANNELS)}, got {self.channels!r}")
         if self.fit not in FITS:
@@ -377,6 +384,14 @@ class RunConfig:
             raise UsageError("--snapshots fixes each cycle's epochs; run it without --time-limit")
         if self.baseline and self.time_limit:
             raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
+
+    def _check_cascade(self) -> None:
+        check_tolerance(self.cascade_tolerance)
+        check_budget(self.infer_budget)
+        # The default rule list includes the cascade and evaluation leaves it out for one member;
+        # asked for by name, it needs two.
+        if "cascade" in self.rules and self.rules != tuple(RULES) and len(self.members) < 2 and self.snapshots < 2:
+            raise UsageError("the cascade rule needs at least two members")
 
     def _check_ranges(self) -> None:
         """Numbers that must be positive (or a valid seed): a config.json edited by hand is checked too."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from committee.base.errors import CommitteeError
+from committee.base.errors import CommitteeError, UsageError
 from committee.evaluation.conformal import conformal_rows
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.evaluation.price import price_points
+from committee.rules.base import FitContext
+from committee.rules.cascade import CascadeRule, check_budget, check_tolerance, exit_fractions, expected_cost
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import (
     MEMBER_INFO_KEYS,
@@ -89,10 +91,14 @@ def score_committee(
     labels_test: np.ndarray | None,
     scores,
     companions: dict[str, tuple[MemberResult, np.ndarray]] | None = None,
+    context: FitContext | None = None,
 ) -> CommitteeResult:
     """Fit one rule on the validation stack ``(M, N_val, K)``, score it on both splits, and its gain over
-    the best member on test, and over each companion model (``{name: (result, test predictions (N,))}``)."""
-    params = fit_rule(rule, val_stack, labels_val)
+    the best member on test, and over each companion model (``{name: (result, test predictions (N,))}``).
+    ``context``: the members' measured costs and the cascade's target (default: the members' own costs)."""
+    infer = [member_results[n].infer_seconds_per_1000 for n in names]
+    context = context or FitContext(costs=member_costs(member_results, names))
+    params = fit_rule(rule, val_stack, labels_val, context)
     test_probs = combine(rule, params, test_stack) if test_stack is not None else None
     gain, vs_companions = None, {}
     if test_probs is not None:
@@ -100,30 +106,96 @@ def score_committee(
         gain = gain_over(best, member_results[best].test, labels_test, test_probs.argmax(1), best_pred)
         pred = test_probs.argmax(1)
         vs_companions = {n: gain_over(n, c.test, labels_test, pred, own) for n, (c, own) in (companions or {}).items()}
-    infer = [member_results[n].infer_seconds_per_1000 for n in names]
+    routing = (
+        cascade_routing(params, names, val_stack, test_stack, labels_test)
+        if isinstance(RULES[rule], CascadeRule)
+        else None
+    )
+    infer_total = sum(infer) if all(infer) else None
+    if routing and infer_total is not None:  # what the cascade is expected to spend, from the members' costs
+        infer_total = routing["expected_ms_per_1000"]["test" if test_stack is not None else "val"] / 1000
     return CommitteeResult(
         rule,
-        RULES[rule][2],
+        RULES[rule].description,
         names,
         params,
         scores(labels_val, combine(rule, params, val_stack)),
         scores(labels_test, test_probs) if test_probs is not None else None,
         params=sum(member_results[n].params for n in names),
         train_seconds=sum(member_results[n].train_seconds for n in names),
-        infer_seconds_per_1000=sum(infer) if all(infer) else None,
+        infer_seconds_per_1000=infer_total,
         vs_best_member=gain,
         vs_companions=vs_companions,
+        routing=routing,
     )
 
 
-def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
-    """Score every finished member and committee rule of a run; also writes ``metrics.json``."""
+def member_costs(member_results: dict[str, MemberResult], names: list[str]) -> list[float | None]:
+    """Each member's measured inference cost in ms per 1,000 images (None where unmeasured)."""
+    seconds = [member_results[n].infer_seconds_per_1000 for n in names]
+    return [1000 * s if s else None for s in seconds]
+
+
+def cascade_routing(
+    params: dict,
+    names: list[str],
+    val_stack: np.ndarray,
+    test_stack: np.ndarray | None,
+    labels_test: np.ndarray | None = None,
+) -> dict:
+    """Where a fitted cascade's images leave, per split: the stages (member names, cheapest first), the
+    share answered at each, and the expected cost from the members' measured costs (ms per 1,000 images,
+    or member evaluations per image where a cost is missing). On test it also sweeps the curve's
+    thresholds (for the report's accuracy-against-cost plot; nothing is chosen on it)."""
+    rule = RULES[CascadeRule.name]
+    m = len(names)
+    out: dict = {
+        "stages": [names[i] for i in params["order"]],
+        "thresholds": params["thresholds"],
+        "cost_unit": params["cost_unit"],
+        "exit_fractions": {},
+        "expected_ms_per_1000": {},
+    }
+    for split, stack in (("val", val_stack), ("test", test_stack)):
+        if stack is None:
+            continue
+        _, stages = rule.route(params, stack)
+        out["exit_fractions"][split] = exit_fractions(stages, m)
+        out["expected_ms_per_1000"][split] = expected_cost(stages, params["costs"])
+    if test_stack is not None and labels_test is not None:
+        out["test_curve"] = rule.curve(params, test_stack, labels_test)
+    return out
+
+
+def applicable_rules(rules: list[str], default: bool, n_members: int) -> list[str]:
+    """The rules to evaluate for ``n_members``: the cascade needs two; left out of a default list, refused
+    when asked for by name."""
+    if CascadeRule.name in rules and n_members < CascadeRule.min_members:
+        if not default:
+            raise UsageError("the cascade rule needs at least two members")
+        return [r for r in rules if r != CascadeRule.name]
+    return rules
+
+
+def evaluate_run(
+    run: RunDir,
+    rules: list[str] | None = None,
+    cascade_tolerance: float | None = None,
+    infer_budget: float | None = None,
+) -> RunResult:
+    """Score every finished member and committee rule of a run; also writes ``metrics.json``.
+    ``cascade_tolerance`` (points) and ``infer_budget`` (ms per 1,000 images): the cascade's target
+    (default: the run's config)."""
     cfg = run.config()
+    default = not rules and tuple(cfg.rules) == tuple(RULES)
     rules = list(rules or cfg.rules)
     check_rules(rules)
+    tolerance = check_tolerance(cfg.cascade_tolerance if cascade_tolerance is None else cascade_tolerance)
+    budget = infer_budget if infer_budget is not None else (None if cascade_tolerance is not None else cfg.infer_budget)
     labels_val, labels_test = run.labels("val"), run.labels("test")
     members = finished_artifacts(run, labels_val)
     names = [m.name for m in members]
+    rules = applicable_rules(rules, default, len(names))
     extra = [run.member(n) for n in run.finished_companions()]
     has_test = labels_test is not None and all(m.probs_test is not None for m in [*members, *extra])
     classes = run.class_names()
@@ -143,9 +215,20 @@ def evaluate_run(run: RunDir, rules: list[str] | None = None) -> RunResult:
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
+    context = FitContext(member_costs(member_results, names), tolerance, check_budget(budget))
     committees = {
         rule: score_committee(
-            rule, names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores, companions
+            rule,
+            names,
+            member_results,
+            best,
+            val_stack,
+            labels_val,
+            test_stack,
+            labels_test,
+            scores,
+            companions,
+            context,
         )
         for rule in rules
     }

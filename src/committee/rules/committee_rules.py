@@ -1,7 +1,7 @@
-"""Committee rules: pure functions over saved probability arrays.
+"""Committee rules: pure functions over saved probability arrays, and the one registry of rules.
 
-Each rule has two halves, scikit-learn style: ``fit`` reads only validation
-probabilities and labels and returns the rule's parameters (a JSON-able dict);
+Each rule has two halves, scikit-learn style (:class:`committee.rules.base.Rule`): ``fit`` reads only
+validation probabilities and labels and returns the rule's parameters (a JSON-able dict);
 ``combine`` applies those parameters to any split's member probabilities.
 
 Shapes: ``probs`` is ``(M, N, C)`` (members, images, classes); a combined
@@ -10,18 +10,13 @@ result is ``(N, C)`` and each row sums to 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from committee.base.errors import UsageError
-
-
-def _check(probs: np.ndarray) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 3 or probs.shape[0] == 0:
-        raise ValueError(f"expected member probabilities of shape (M, N, C) with M >= 1, got {probs.shape}")
-    return probs
+from committee.rules.base import FitContext, FunctionRule, Rule
+from committee.rules.base import check_probs as _check
+from committee.rules.calibration import fit_temperature, nll, temperature_scale
+from committee.rules.cascade import CascadeRule
 
 
 def weighted_mean(probs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -70,10 +65,6 @@ def combine_vote(params: dict, probs: np.ndarray) -> np.ndarray:
     return hard_vote(probs)
 
 
-def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-15, None))))
-
-
 def fit_greedy(val_probs: np.ndarray, val_labels: np.ndarray, rounds: int = 25) -> dict:
     """Caruana et al. (2004) ensemble selection with replacement, by validation NLL.
 
@@ -89,7 +80,7 @@ def fit_greedy(val_probs: np.ndarray, val_labels: np.ndarray, rounds: int = 25) 
         scores = []
         for m in range(len(probs)):
             avg = (total + probs[m]) / (r + 1)
-            scores.append((_nll(avg, labels), -np.mean(avg.argmax(1) == labels), m))
+            scores.append((nll(avg, labels), -np.mean(avg.argmax(1) == labels), m))
         _, _, best = min(scores)
         counts[best] += 1
         total += probs[best]
@@ -147,26 +138,6 @@ def combine_stack(params: dict, probs: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def temperature_scale(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Soften (T > 1) or sharpen (T < 1) probabilities ``(N, C)``: softmax(log p / T)."""
-    z = np.log(np.clip(probs, 1e-15, 1)) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
-    """The one temperature minimising NLL on ``probs`` ``(N, C)`` (Guo et al. 2017)."""
-    from scipy.optimize import minimize_scalar
-
-    res = minimize_scalar(
-        lambda log_t: _nll(temperature_scale(probs, np.exp(log_t)), labels),
-        bounds=(np.log(0.05), np.log(20.0)),
-        method="bounded",
-    )
-    return float(np.exp(res.x))
-
-
 def fit_calibrated(val_probs: np.ndarray, val_labels: np.ndarray) -> dict:
     """Temperature scaling of the averaged committee: average first, then one T fitted on validation."""
     avg = weighted_mean(val_probs)
@@ -180,22 +151,41 @@ def combine_calibrated(params: dict, probs: np.ndarray) -> np.ndarray:
     return temperature_scale(weighted_mean(probs, np.asarray(params["weights"])), params["temperature"])
 
 
-# name -> (fit, combine, one-line description)
-RULES: dict[str, tuple[Callable, Callable, str]] = {
-    "mean": (fit_mean, combine_weighted, "average of the members' probabilities (the seed's committee)"),
-    "weighted": (fit_weighted, combine_weighted, "average weighted by validation accuracy (the seed's extra task)"),
-    "vote": (fit_vote, combine_vote, "hard majority vote, ties to the lowest class index"),
-    "greedy": (
-        fit_greedy,
-        combine_weighted,
-        "Caruana ensemble selection with replacement, 25 rounds by validation NLL",
-    ),
-    "stack": (
-        fit_stack,
-        combine_stack,
-        "logistic regression on the members' probabilities, C by 5-fold CV on validation",
-    ),
-    "calibrated": (fit_calibrated, combine_calibrated, "mean, then one temperature fitted by validation NLL"),
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        FunctionRule(
+            "mean", fit_mean, combine_weighted, "average of the members' probabilities (the seed's committee)", True
+        ),
+        FunctionRule(
+            "weighted",
+            fit_weighted,
+            combine_weighted,
+            "average weighted by validation accuracy (the seed's extra task)",
+            True,
+        ),
+        FunctionRule("vote", fit_vote, combine_vote, "hard majority vote, ties to the lowest class index", True),
+        FunctionRule(
+            "greedy",
+            fit_greedy,
+            combine_weighted,
+            "Caruana ensemble selection with replacement, 25 rounds by validation NLL",
+        ),
+        FunctionRule(
+            "stack",
+            fit_stack,
+            combine_stack,
+            "logistic regression on the members' probabilities, C by 5-fold CV on validation",
+        ),
+        FunctionRule(
+            "calibrated",
+            fit_calibrated,
+            combine_calibrated,
+            "mean, then one temperature fitted by validation NLL",
+            True,
+        ),
+        CascadeRule(),
+    )
 }
 
 
@@ -206,7 +196,7 @@ DEFAULT_RULE = "calibrated"
 
 
 # Rules committee.serving.onnx_export can write as one ONNX graph.
-EXPORTABLE_RULES = ("mean", "weighted", "vote", "calibrated")
+EXPORTABLE_RULES = tuple(name for name, r in RULES.items() if r.exportable)
 
 
 def check_rules(names: tuple[str, ...] | list[str]) -> None:
@@ -215,11 +205,11 @@ def check_rules(names: tuple[str, ...] | list[str]) -> None:
         raise UsageError(f"unknown committee rule {unknown[0]!r}; choose from {', '.join(RULES)}")
 
 
-def fit_rule(name: str, val_probs: np.ndarray, val_labels: np.ndarray) -> dict:
+def fit_rule(name: str, val_probs: np.ndarray, val_labels: np.ndarray, context: FitContext | None = None) -> dict:
     check_rules([name])
-    return RULES[name][0](val_probs, val_labels)
+    return RULES[name].fit(val_probs, val_labels, context)
 
 
 def combine(name: str, params: dict, probs: np.ndarray) -> np.ndarray:
     check_rules([name])
-    return RULES[name][1](params, probs)
+    return RULES[name].combine(params, probs)

@@ -29,7 +29,9 @@ from committee.models.engine import for_engine
 from committee.models.inference import predict_logits, predict_probs
 from committee.models.registry import build_model
 from committee.models.user_models import check_origin
-from committee.rules.committee_rules import DEFAULT_RULE, check_rules, combine, fit_rule
+from committee.rules.base import FitContext
+from committee.rules.cascade import CascadeRule, calibrated_running, check_params
+from committee.rules.committee_rules import DEFAULT_RULE, RULES, check_rules, combine, fit_rule
 from committee.serving.abstention import fit_abstention
 from committee.serving.onnx_export import export_onnx
 from committee.store.records import RunResult
@@ -43,7 +45,11 @@ class Prediction:
     classes: list[str]
     rule: str
     probs: np.ndarray  # (N, K) the committee's probabilities
-    member_probs: dict[str, np.ndarray]  # member -> (N, K)
+    member_probs: dict[str, np.ndarray]  # member -> (N, K); NaN rows where a cascade never asked the member
+    # The cascade rule only: each image's exit stage (N,) (0: the first stage answered it) and the stages'
+    # member names, cheapest first. Other rules ask every member about every image.
+    exit_stage: np.ndarray | None = None
+    stage_names: tuple[str, ...] = ()
 
     @property
     def labels(self) -> np.ndarray:
@@ -57,14 +63,29 @@ class Prediction:
 
     @property
     def disagreement(self) -> np.ndarray:
-        """Share of members whose own top class differs from the committee's, ``(N,)``."""
-        tops = np.stack([p.argmax(axis=1) for p in self.member_probs.values()])
-        return (tops != self.labels[None]).mean(axis=0)
+        """Share of the members asked whose own top class differs from the committee's, ``(N,)``."""
+        stacked = np.stack(list(self.member_probs.values()))  # (M, N, K)
+        asked = ~np.isnan(stacked[:, :, 0])
+        differs = (np.nan_to_num(stacked, nan=0.0).argmax(axis=2) != self.labels[None]) & asked
+        return differs.sum(axis=0) / np.maximum(asked.sum(axis=0), 1)
+
+    def stages_used(self, i: int) -> list[str]:
+        """The members that answered image ``i``: every member, or a cascade's stages up to its exit."""
+        if self.exit_stage is None:
+            return list(self.member_probs)
+        return list(self.stage_names[: int(self.exit_stage[i]) + 1])
 
     def rows(self, start: int, stop: int) -> Prediction:
         """The predictions of images ``start:stop`` (one request's share of a micro-batch)."""
         cut = slice(start, stop)
-        return Prediction(self.classes, self.rule, self.probs[cut], {m: p[cut] for m, p in self.member_probs.items()})
+        return Prediction(
+            self.classes,
+            self.rule,
+            self.probs[cut],
+            {m: p[cut] for m, p in self.member_probs.items()},
+            None if self.exit_stage is None else self.exit_stage[cut],
+            self.stage_names,
+        )
 
     def top_k(self, i: int, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable classes of image ``i`` as (name, probability)."""
@@ -97,8 +118,14 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
         raise CommitteeError(f"{run.path}: no finished member to predict with")
     saved = run.read_metrics()
     if saved is not None and rule in saved.committees and saved.committees[rule].members == names:
-        return names, saved.committees[rule].rule_params
-    return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"))
+        params = saved.committees[rule].rule_params
+        if isinstance(RULES[rule], CascadeRule):
+            check_params(params, len(names))  # a hand-edited metrics.json: one line, not a wrong answer
+        return names, params
+    cfg = run.config()
+    seconds = [run.member_info(n).get("infer_seconds_per_1000") for n in names]
+    context = FitContext([1000 * s if s else None for s in seconds], cfg.cascade_tolerance / 100, cfg.infer_budget)
+    return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"), context)
 
 
 def one_model(run: RunDir, name: str) -> tuple[list[str], dict]:
@@ -177,9 +204,35 @@ class Committee:
         """The committee's and each member's probabilities for uint8 images of the run's input shape:
         ``(N, 28, 28)`` for Fashion-MNIST (light garment on dark), ``(N, S, S)`` or ``(N, 3, S, S)``."""
         x = self._images(images)
+        if isinstance(RULES[self.rule], CascadeRule):
+            return self._cascade(x)
         per_member = {n: predict_probs(m, x, precision=self.precisions[n]) for n, m in self.members_.items()}
         probs = combine(self.rule, self.rule_params_, np.stack(list(per_member.values())))
         return Prediction(self.classes, self.rule, probs, per_member)
+
+    def _cascade(self, x: torch.Tensor) -> Prediction:
+        """The cascade for real: stage k runs its member only on the images still open after stage k - 1.
+        Its answers equal :meth:`CascadeRule.route` on every member's probabilities (tested)."""
+        params, names = self.rule_params_, self.members
+        order = [names[i] for i in params["order"]]
+        n, k = len(x), len(self.classes)
+        per_member = {name: np.full((n, k), np.nan, dtype=np.float32) for name in names}
+        total = np.zeros((n, k))  # running sum of the asked members' probabilities
+        probs, exit_stage = np.zeros((n, k)), np.full(n, len(order) - 1)
+        still = np.arange(n)
+        for stage, name in enumerate(order):
+            if not len(still):
+                break
+            p = predict_probs(self.members_[name], x[torch.from_numpy(still)], precision=self.precisions[name])
+            per_member[name][still] = p
+            total[still] += p.astype(np.float64)
+            # The same arithmetic as the rule: the mean of the first stage + 1 members, calibrated.
+            calibrated = calibrated_running(total[still], stage + 1, params["temperatures"][stage])
+            last = stage == len(order) - 1
+            leave = np.ones(len(still), bool) if last else calibrated.max(axis=1) > params["thresholds"][stage]
+            probs[still[leave]], exit_stage[still[leave]] = calibrated[leave], stage
+            still = still[~leave]
+        return Prediction(self.classes, self.rule, probs, per_member, exit_stage, tuple(order))
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Committee probabilities ``(N, K)`` for uint8 images ``(N, ...)``."""

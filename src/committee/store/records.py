@@ -160,6 +160,9 @@ class CommitteeResult(_HasScores):
     vs_best_member: Gain | None = None
     # Against each companion model (a same-budget baseline, a student), on test: {name: Gain}.
     vs_companions: dict[str, Gain] = field(default_factory=dict)
+    # The cascade rule only: its stages (cheapest first), the share of images answered at each and its
+    # expected cost per split (evaluation.scoring.cascade_routing).
+    routing: dict | None = None
 
     is_committee = True
 
@@ -178,6 +181,8 @@ class CommitteeResult(_HasScores):
             vs_best_member=dataclasses.asdict(self.vs_best_member) if self.vs_best_member else None,
             vs_companions={n: dataclasses.asdict(g) for n, g in self.vs_companions.items()},
         )
+        if self.routing is not None:
+            d["routing"] = self.routing
         return d
 
     @classmethod
@@ -195,6 +200,7 @@ class CommitteeResult(_HasScores):
             d.get("infer_seconds_per_1000"),
             Gain(**gain) if gain else None,
             {n: Gain(**g) for n, g in (d.get("vs_companions") or {}).items()},
+            d.get("routing"),
         )
 
 

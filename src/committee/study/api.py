@@ -78,10 +78,17 @@ def train_members(
     return infos
 
 
-def evaluate(run_dir: str | Path, rules: list[str] | None = None) -> RunResult:
-    """Score members and committee rules from the saved probabilities; writes metrics.json."""
+def evaluate(
+    run_dir: str | Path,
+    rules: list[str] | None = None,
+    cascade_tolerance: float | None = None,
+    infer_budget: float | None = None,
+) -> RunResult:
+    """Score members and committee rules from the saved probabilities; writes metrics.json.
+    ``cascade_tolerance`` (accuracy points) or ``infer_budget`` (ms per 1,000 images): the cascade
+    rule's target, instead of the run's."""
     with RunDir(run_dir).lock("evaluate") as run:
-        return evaluate_run(run, rules)
+        return evaluate_run(run, rules, cascade_tolerance, infer_budget)
 
 
 def results(run_dir: str | Path) -> RunResult:
