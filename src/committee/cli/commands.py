@@ -192,7 +192,8 @@ def read_inputs(paths: list[str], run: RunDir, invert: str) -> tuple[list[str], 
     return files, arrays, errors
 
 
-def print_predictions(rows: list[dict], errors: list[dict]) -> None:
+def print_predictions(rows: list[dict], errors: list[dict], cascade: bool = False) -> None:
+    """One line per image; ``cascade``: also the members asked, in order, before it was answered."""
     for p in rows:
         tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in p["top_k"])
         votes = " ".join(f"{m}={lab}" for m, lab in p["members"].items())
@@ -204,9 +205,10 @@ def print_predictions(rows: list[dict], errors: list[dict]) -> None:
             if "prediction_set" in p
             else ""
         )
+        asked = f" | asked {' > '.join(p['stages'])}" if cascade else ""
         print(
             f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f}{in_set} "
-            f"| {votes}{flags}"
+            f"| {votes}{asked}{flags}"
         )
     for e in errors:
         print(f"committee: error: {e['file']}: {e['error']}", file=sys.stderr)
@@ -236,7 +238,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         extra = {**({"abstention": gate.to_dict()} if gate else {}), **({"sets": sets.to_dict()} if sets else {})}
         emit_json({"predictions": rows, "errors": errors, **extra})
     else:
-        print_predictions(rows, errors)
+        print_predictions(rows, errors, cascade=committee.rule == "cascade")
     return 1 if errors else 0
 
 

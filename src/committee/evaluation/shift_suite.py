@@ -34,7 +34,8 @@ from committee.data.sources import DataSpec, conform
 from committee.data.user_images import expand_inputs, load_image
 from committee.evaluation.metrics import nll, reliability
 from committee.models.inference import predict_logits
-from committee.rules.committee_rules import combine
+from committee.rules.cascade import CascadeRule, exit_fractions, expected_cost
+from committee.rules.committee_rules import RULES, combine
 
 OOD_SCORES = ("max_prob", "entropy", "mutual_information", "energy")
 
@@ -143,6 +144,21 @@ class Scorer:
         out.update({f"committee:{rule}": combine(rule, params, members) for rule, params in self.rules.items()})
         return out
 
+    def exits(self, logits: np.ndarray) -> dict[str, dict]:
+        """For each cascade rule: the share of images answered at each stage and the expected cost (ms per
+        1,000 images, from the members' measured costs), from :meth:`logits`; a cascade must not start
+        answering corrupted images early and wrong, so shift.json keeps where they leave."""
+        members = softmax(logits[: len(self.models)], axis=-1).astype(np.float32)
+        out = {}
+        for rule, params in self.rules.items():
+            if isinstance(RULES[rule], CascadeRule):
+                _, stages = RULES[rule].route(params, members)
+                out[f"committee:{rule}"] = {
+                    "exit_fractions": exit_fractions(stages, len(members)),
+                    "expected_cost": expected_cost(stages, params["costs"]),
+                }
+        return out
+
 
 def ood_sets(
     shape: tuple[int, int, int], n: int, seed: int, dirs: list[Path], fashion: bool = True
@@ -186,7 +202,10 @@ def corruption_entries(
 ) -> dict[str, dict]:
     """Per member and rule: clean scores, every corruption x severity cell, mCA, its drop and the
     shifted ECE/NLL. x: uint8 test images ``(N, ...)``, y: labels ``(N,)``."""
-    clean = {name: scores_of(y, p) for name, p in scorer.entries(scorer.logits(x)).items()}
+    clean_logits = scorer.logits(x)
+    clean = {name: scores_of(y, p) for name, p in scorer.entries(clean_logits).items()}
+    for name, routing in scorer.exits(clean_logits).items():
+        clean[name].update(routing)
     shifted: dict[str, dict[str, dict[int, dict]]] = {name: {} for name in clean}
     settings = [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     for c, s in tqdm(
@@ -196,8 +215,11 @@ def corruption_entries(
         disable=None if progress is None else not progress,
         file=sys.stderr,
     ):
-        for name, p in scorer.entries(scorer.logits(corrupt(x, c, s, seed))).items():
+        logits = scorer.logits(corrupt(x, c, s, seed))
+        for name, p in scorer.entries(logits).items():
             shifted[name].setdefault(c, {})[s] = scores_of(y, p)
+        for name, routing in scorer.exits(logits).items():
+            shifted[name][c][s].update(routing)
     entries = {}
     for name in clean:
         cells = [v for per_c in shifted[name].values() for v in per_c.values()]
@@ -205,6 +227,11 @@ def corruption_entries(
         by_family = accuracy_by_family([[shifted[name][c][s]["accuracy"] for s in SEVERITIES] for c in CORRUPTIONS])
         entries[name] = {
             "clean": clean[name],
+            **(
+                {"exit_fractions_shift": np.mean([v["exit_fractions"] for v in cells], axis=0).tolist()}
+                if "exit_fractions" in clean[name]
+                else {}
+            ),
             "mca": mca,
             "drop": clean[name]["accuracy"] - mca,
             "ece_shift": float(np.mean([v["ece"] for v in cells])),

@@ -381,6 +381,16 @@ def price_map(
     return ax
 
 
+def cascade_curve(ax: Axes, cost: np.ndarray, accuracy: np.ndarray, chosen: tuple[float, float]) -> Axes:
+    """A cascade's test accuracy (%) against its expected inference cost over its thresholds, drawn over a
+    :func:`price_map` panel; ``chosen`` marks the (cost, accuracy) of the threshold fitted on validation."""
+    order = np.argsort(cost)
+    ax.plot(np.asarray(cost)[order], np.asarray(accuracy)[order], "-", color=PALETTE[3], lw=1.4, label="cascade")
+    ax.scatter([chosen[0]], [chosen[1]], marker="*", s=90, color=PALETTE[3], zorder=3, label="cascade (fitted)")
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return ax
+
+
 def log_axis(axis) -> None:
     """A log-scale axis with plain tick labels (``text.parse_math`` is off, so matplotlib's default
     ``$10^{2}$`` labels would print as source)."""

@@ -72,6 +72,14 @@ def price_figure(ctx: ReportContext, sec: Section) -> None:
         on = np.array([key in p.frontier for p in pts])
         labels = [p.name if p.kind != "subset" or on[i] or p.name == whole else "" for i, p in enumerate(pts)]
         plots.price_map(ax, np.array(cost), acc, kinds, on, labels, xlabel)
+    cascade = ctx.result.committees.get("cascade")
+    routing = cascade.routing if cascade else None
+    shows_cascade = bool(routing and "test_curve" in routing and routing["cost_unit"].startswith("ms"))
+    if shows_cascade:
+        curve = routing["test_curve"]
+        chosen = (routing["expected_ms_per_1000"]["test"], 100 * cascade.test.accuracy)
+        plots.cascade_curve(axes[0], np.array(curve["cost"]), 100 * np.array(curve["accuracy"]), chosen)
+        plots.log_axis(axes[0].xaxis)
     axes[1].set_ylabel("")
     sec.blocks.append(
         ctx.save(
@@ -80,7 +88,14 @@ def price_figure(ctx: ReportContext, sec: Section) -> None:
             "Test accuracy against inference cost (left) and training cost (right): every member, every subset of "
             "the members as a mean committee, and the models trained beside the committee. The dashed line joins "
             "the Pareto frontier found on validation (nothing cheaper is more accurate there), so no point was "
-            "chosen on the test split.",
+            "chosen on the test split."
+            + (
+                " The solid line is the cascade over its thresholds (members asked cheapest first, each image "
+                "answered once the calibrated committee so far is sure enough); the star is the threshold fitted "
+                "on validation."
+                if shows_cascade
+                else ""
+            ),
         )
     )
 
@@ -121,5 +136,44 @@ def price_section(ctx: ReportContext) -> Section | None:
             "members, the companions, the whole committee and every point on a frontier (found on validation).",
         )
     )
+    cascade = r.committees.get("cascade")
+    if cascade and cascade.routing and cascade.test:
+        sec.p(cascade_sentence(ctx, cascade))
     price_figure(ctx, sec)
     return sec
+
+
+def cascade_sentence(ctx: ReportContext, cascade) -> str:
+    """What the cascade saves: accuracy and expected cost against the whole committee and the best member."""
+    r, routing = ctx.result, cascade.routing
+    whole = r.committees.get("calibrated") or r.committees.get("mean")
+    best = r.members[r.best_member]
+    f = routing["exit_fractions"]["test"]
+    unit = routing["cost_unit"]
+    cost = routing["expected_ms_per_1000"]["test"]
+    first = f"{pct(f[0])} of the test images were answered by {routing['stages'][0]} alone"
+    parts = [
+        f"The cascade asks {', then '.join(routing['stages'])}: {first}, and it scored {pct(cascade.test.accuracy)} "
+        f"at {cost:.3g} {unit} expected"
+    ]
+    if whole and whole.test and whole.infer_seconds_per_1000 and unit.startswith("ms"):
+        ratio = cost / (1000 * whole.infer_seconds_per_1000)
+        parts.append(
+            f"against the whole committee's {pct(whole.test.accuracy)} at {1000 * whole.infer_seconds_per_1000:.3g} "
+            f"ms ({ratio:.2f}x its cost)"
+        )
+    if best.test and best.infer_seconds_per_1000 and unit.startswith("ms"):
+        parts.append(
+            f"and the best member {r.best_member}'s {pct(best.test.accuracy)} "
+            f"at {1000 * best.infer_seconds_per_1000:.3g} ms"
+        )
+    target = cascade.rule_params["target"]
+    fitted = (
+        f"the most accurate within {target['infer_budget_ms_per_1000']:g} ms per 1,000 images"
+        if "infer_budget_ms_per_1000" in target
+        else f"the cheapest within {100 * target['tolerance']:g} points of the whole committee's accuracy"
+    )
+    return (
+        " ".join(parts) + f". Its threshold was fitted on validation ({fitted}); the costs are the members' measured "
+        "ms per 1,000 images weighted by the share of images that reach each stage."
+    )

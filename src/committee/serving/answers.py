@@ -19,16 +19,27 @@ def mutual_information(member_probs: np.ndarray) -> np.ndarray:
     return np.maximum(entropy(member_probs.mean(axis=0)) - entropy(member_probs).mean(axis=0), 0.0)
 
 
+def _asked(stacked: np.ndarray, i: int) -> np.ndarray:
+    """Which members answered image ``i`` (a cascade leaves NaN rows for the rest), ``(M,)`` bool."""
+    return ~np.isnan(stacked[:, i, 0])
+
+
 def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: ConformalFit | None = None) -> list[dict]:
     """One row per image of a :class:`~committee.serving.trained.Prediction`; ``names`` label the rows,
     ``gate`` is an :class:`~committee.serving.trained.Abstention`, ``sets`` a fitted conformal threshold."""
     rows = []
     committee_entropy, disagreement = pred.entropy, pred.disagreement
-    info = mutual_information(np.stack(list(pred.member_probs.values())))
+    stacked = np.stack(list(pred.member_probs.values()))  # (M, N, K); NaN rows: members a cascade never asked
+    info = (
+        mutual_information(stacked)
+        if pred.exit_stage is None
+        else np.array([mutual_information(stacked[_asked(stacked, i), i : i + 1])[0] for i in range(len(names))])
+    )
     in_set = prediction_sets(pred.probs, sets) if sets is not None else None
     for i, name in enumerate(names):
         top = pred.top_k(i, min(top_k, len(pred.classes)))
-        votes = {m: int(p[i].argmax()) for m, p in pred.member_probs.items()}
+        stages = pred.stages_used(i)
+        votes = {m: int(pred.member_probs[m][i].argmax()) for m in pred.member_probs if m in stages}
         row = {
             "file": name,
             "label": top[0][0],
@@ -40,6 +51,7 @@ def prediction_rows(pred, names: list[str], top_k: int, gate=None, sets: Conform
             "entropy": float(committee_entropy[i]),
             "disagreement": float(disagreement[i]),
             "mutual_information": float(info[i]),
+            "stages": stages,  # the members asked, in the order asked (all of them but for the cascade)
         }
         if gate is not None:
             row.update(

@@ -107,6 +107,8 @@ def model_document(committee: Committee, settings: ServiceSettings, gate, sets) 
         "calibration": None if scores is None else {"ece": scores.ece, "nll": scores.nll, "brier": scores.brier},
         "abstention": gate.to_dict(),
         "prediction_sets": sets.to_dict(),
+        # The cascade rule: its stages (cheapest first), thresholds and where images left on validation/test.
+        "cascade": entry.routing if entry is not None and entry.routing else None,
         "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms},
         "limits": {
             "max_body_bytes": settings.max_body_bytes,

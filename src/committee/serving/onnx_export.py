@@ -69,6 +69,15 @@ class CommitteeModule(nn.Module):
 
 def build_committee_module(committee: Committee, uint8_input: bool) -> CommitteeModule:
     """A trained committee's members and fitted rule as one module."""
+    if committee.rule == "cascade":
+        # One graph would run every member on every image (ONNX's If branches on a whole tensor, not per
+        # image), which is the calibrated committee without the savings; per-stage graphs would need a
+        # driver in the user's runtime. So: refuse, and name what does the job.
+        raise UsageError(
+            "the cascade cannot be one ONNX graph (its stages run on a shrinking subset of the images); "
+            "export --rule calibrated (the same committee, every member on every image) or serve the cascade "
+            "with `committee serve --rule cascade`"
+        )
     if committee.rule not in EXPORTABLE_RULES:
         raise UsageError(f"rule {committee.rule!r} cannot be exported; choose from {', '.join(EXPORTABLE_RULES)}")
     params = committee.rule_params_
