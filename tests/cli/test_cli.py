@@ -63,7 +63,7 @@ def test_end_to_end_run_then_evaluate_json(synthetic_dir, tmp_path, capsys):
     assert shallow["accuracy"] == float(np.mean(probs.argmax(1) == labels))
     lo, hi = shallow["accuracy_ci"]
     assert lo <= shallow["accuracy"] <= hi
-    assert set(doc["committees"]) == {"mean", "weighted", "vote", "greedy", "stack", "calibrated"}
+    assert set(doc["committees"]) == {"mean", "weighted", "vote", "greedy", "stack", "calibrated", "cascade"}
     mean = (
         np.load(run_dir / "members/shallow/probs_test.npy") + np.load(run_dir / "members/basic_cnn/probs_test.npy")
     ) / 2

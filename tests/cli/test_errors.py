@@ -73,7 +73,7 @@ def test_evaluate_json_never_prints_nan(run_copy, capsys, monkeypatch):
         def to_dict(self):
             return {"nll": float("inf"), "std": float("nan"), "scores": [0.5, float("-inf")]}
 
-    monkeypatch.setattr(api, "evaluate", lambda run_dir, rules=None: Result())
+    monkeypatch.setattr(api, "evaluate", lambda run_dir, rules=None, *cascade_target: Result())
     code, out, _ = cli(capsys, "evaluate", "--run-dir", run_copy, "--json")
     assert code == 0 and "NaN" not in out and "Infinity" not in out
     doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))

@@ -100,7 +100,8 @@ def test_predict_cli_json_and_errors(trained_run, tmp_path, capsys):
     assert len(doc["predictions"]) == 10 and [e["file"] for e in doc["errors"]] == [str(folder / "broken.png")]
     p = doc["predictions"][0]
     keys = "file label index probability top_k members member_probability entropy disagreement mutual_information"
-    assert set(p) == {*keys.split(), "notes"}
+    assert set(p) == {*keys.split(), "notes", "stages"}
+    assert p["stages"] == list(p["members"])  # every member was asked (only the cascade asks fewer)
     assert len(p["top_k"]) == 2 and set(p["members"]) == {"shallow", "basic_cnn"}
     assert p["top_k"][0]["probability"] >= p["top_k"][1]["probability"]
     # the .npy rows are the raw test images: the committee mostly gets them right

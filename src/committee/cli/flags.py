@@ -12,9 +12,9 @@ import functools
 from pathlib import Path
 
 from committee.base.errors import UsageError
+from committee.cli.rule_flags import add_cascade_args
 from committee.config.run_config import OPTIMIZERS, PRECISIONS, SCHEDULES
 from committee.data.splits import SPLITS
-from committee.rules.cascade import DEFAULT_TOLERANCE_POINTS
 from committee.rules.committee_rules import RULES
 
 
@@ -291,24 +291,6 @@ def tracking_target(text: str) -> str:  # --track
     if text in ("mlflow", "tensorboard") or (text.startswith("mlflow:") and len(text) > len("mlflow:")):
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: use mlflow, mlflow:URI or tensorboard")
-
-
-def add_cascade_args(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """The cascade rule's target: a tolerance in accuracy, or an inference budget."""
-    g.add_argument(
-        "--cascade-tolerance",
-        type=functools.partial(_number, cast=float),
-        metavar="POINTS",
-        help="cascade rule: answer early while validation accuracy stays within POINTS of the whole committee's "
-        f"(0-100, default {DEFAULT_TOLERANCE_POINTS:g})",
-    )
-    g.add_argument(
-        "--infer-budget",
-        type=functools.partial(_number, cast=float),
-        metavar="MS",
-        help="cascade rule: the most accurate cascade whose expected cost is at most MS ms per 1,000 images "
-        "(measured member costs; replaces --cascade-tolerance)",
-    )
 
 
 def add_member_args(g: argparse._ArgumentGroup) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from committee.base.version import __version__
 from committee.cli.flags import (
     Parser,
-    add_cascade_args,
     add_data_args,
     add_import_arg,
     add_limit_args,
@@ -20,6 +19,7 @@ from committee.cli.flags import (
     probability,
     seed_int,
 )
+from committee.cli.rule_flags import add_cascade_args
 from committee.cli.serve import add_serve_parser
 from committee.cli.students import add_distill_parser
 from committee.cli.use_flags import add_model_arg, add_sets_args

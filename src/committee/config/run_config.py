@@ -9,13 +9,12 @@ is the one place a configuration is validated.
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.names import check_member_name
+from committee.config.field_types import check_field_types
 from committee.data.augment import AugmentParams
 from committee.data.pictures import FITS
 from committee.data.sources import FASHION, DataSpec
@@ -77,29 +76,6 @@ RECIPE_OPTIONS = (
     "freeze_epochs",
     "backbone_lr_scale",
 )
-
-
-_TYPE_WORD = re.compile(r"[a-z]+")
-_PYTHON_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "tuple": (list, tuple), "dict": dict}
-
-
-def _fits(value: Any, annotation: str) -> bool:
-    """Whether a JSON value fits a field's annotation (its outer types: ``int | None``, ``tuple[str, ...]``)."""
-    outer = [w for w in _TYPE_WORD.findall(re.sub(r"\[.*?\]", "", annotation))]
-    if value is None:
-        return "None" in annotation
-    if isinstance(value, bool):
-        return "bool" in outer
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    return any(isinstance(value, _PYTHON_TYPES[w]) for w in outer if w in _PYTHON_TYPES)
-
-
-def check_field_types(cls: type, values: dict, source: str) -> None:
-    """One line for the first value of the wrong type (a config.json edited by hand), before any use."""
-    for f in dataclasses.fields(cls):
-        if f.name in values and not _fits(values[f.name], str(f.type)):
-            raise CommitteeError(f"{source}: {f.name} must be {f.type}, got {values[f.name]!r}")
 
 
 # A student's default temperature and soft weight, chosen on validation over a sweep of (T, alpha) on the
@@ -386,10 +362,9 @@ class RunConfig:
             raise UsageError("--baseline trains beyond a --time-limit plan; run it without --time-limit")
 
     def _check_cascade(self) -> None:
+        """The cascade's targets; named in --rules it needs two members (the default list leaves it out)."""
         check_tolerance(self.cascade_tolerance)
         check_budget(self.infer_budget)
-        # The default rule list includes the cascade and evaluation leaves it out for one member;
-        # asked for by name, it needs two.
         if "cascade" in self.rules and self.rules != tuple(RULES) and len(self.members) < 2 and self.snapshots < 2:
             raise UsageError("the cascade rule needs at least two members")
 

@@ -177,6 +177,14 @@ def applicable_rules(rules: list[str], default: bool, n_members: int) -> list[st
     return rules
 
 
+def cascade_target(cfg, cascade_tolerance: float | None, infer_budget: float | None) -> tuple[float, float | None]:
+    """The cascade's (tolerance as a fraction, budget in ms per 1,000 images): the run's, unless given here;
+    a tolerance given here replaces the run's budget, and a budget given here its tolerance."""
+    tolerance = check_tolerance(cfg.cascade_tolerance if cascade_tolerance is None else cascade_tolerance)
+    given = infer_budget is not None or cascade_tolerance is not None
+    return tolerance, check_budget(infer_budget if given else cfg.infer_budget)
+
+
 def evaluate_run(
     run: RunDir,
     rules: list[str] | None = None,
@@ -190,8 +198,7 @@ def evaluate_run(
     default = not rules and tuple(cfg.rules) == tuple(RULES)
     rules = list(rules or cfg.rules)
     check_rules(rules)
-    tolerance = check_tolerance(cfg.cascade_tolerance if cascade_tolerance is None else cascade_tolerance)
-    budget = infer_budget if infer_budget is not None else (None if cascade_tolerance is not None else cfg.infer_budget)
+    tolerance, budget = cascade_target(cfg, cascade_tolerance, infer_budget)
     labels_val, labels_test = run.labels("val"), run.labels("test")
     members = finished_artifacts(run, labels_val)
     names = [m.name for m in members]
@@ -215,32 +222,11 @@ def evaluate_run(
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
-    context = FitContext(member_costs(member_results, names), tolerance, check_budget(budget))
-    committees = {
-        rule: score_committee(
-            rule,
-            names,
-            member_results,
-            best,
-            val_stack,
-            labels_val,
-            test_stack,
-            labels_test,
-            scores,
-            companions,
-            context,
-        )
-        for rule in rules
-    }
+    context = FitContext(member_costs(member_results, names), tolerance, budget)
+    shared = (names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores, companions, context)
+    committees = {rule: score_committee(rule, *shared) for rule in rules}
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
-    sets = []
-    if has_test:  # thresholds fitted on validation, coverage measured on test
-        val = {n: val_stack[i] for i, n in enumerate(names)}
-        test = {n: test_stack[i] for i, n in enumerate(names)}
-        for rule, c in committees.items():
-            val[c.name] = combine(rule, c.rule_params, val_stack)
-            test[c.name] = combine(rule, c.rule_params, test_stack)
-        sets = conformal_rows(val, labels_val, test, labels_test)
+    sets = committee_sets(names, committees, val_stack, labels_val, test_stack, labels_test) if has_test else []
     result = RunResult(
         str(run.path),
         cfg.split,
@@ -258,6 +244,24 @@ def evaluate_run(
     )
     run.write_metrics(result)
     return result
+
+
+def committee_sets(
+    names: list[str],
+    committees: dict[str, CommitteeResult],
+    val_stack: np.ndarray,
+    labels_val: np.ndarray,
+    test_stack: np.ndarray,
+    labels_test: np.ndarray,
+) -> list:
+    """Conformal prediction sets of every member and committee: thresholds fitted on validation, coverage
+    measured on test."""
+    val = {n: val_stack[i] for i, n in enumerate(names)}
+    test = {n: test_stack[i] for i, n in enumerate(names)}
+    for rule, c in committees.items():
+        val[c.name] = combine(rule, c.rule_params, val_stack)
+        test[c.name] = combine(rule, c.rule_params, test_stack)
+    return conformal_rows(val, labels_val, test, labels_test)
 
 
 def gain_line(committee: str, other: str, v: Gain) -> str:
