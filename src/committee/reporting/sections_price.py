@@ -171,7 +171,8 @@ def cascade_sentence(ctx: ReportContext, cascade) -> str:
     fitted = (
         f"the most accurate within {target['infer_budget_ms_per_1000']:g} ms per 1,000 images"
         if "infer_budget_ms_per_1000" in target
-        else f"the cheapest within {100 * target['tolerance']:g} points of the whole committee's accuracy"
+        else f"the cheapest that turns at most {100 * target['tolerance']:g} % of the images the whole committee "
+        "gets right into mistakes"
     )
     return (
         " ".join(parts) + f". Its threshold was fitted on validation ({fitted}); the costs are the members' measured "

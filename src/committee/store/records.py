@@ -274,8 +274,13 @@ class RunResult:
 
     @property
     def main_rule(self) -> str | None:
-        """The rule the report leads with: mean if evaluated, else the first."""
-        return "mean" if "mean" in self.committees else next(iter(self.committees), None)
+        """The rule the report leads with: calibrated if evaluated (the mean's predictions with probabilities
+        temperature-scaled on validation, so its NLL and ECE mean something on label-smoothed members), else
+        mean, else the first."""
+        for rule in ("calibrated", "mean"):
+            if rule in self.committees:
+                return rule
+        return next(iter(self.committees), None)
 
     def entries(self) -> dict[str, MemberResult | CommitteeResult]:
         """Members, companion models, then committees as ``committee:<rule>``."""
