@@ -102,6 +102,28 @@ def point(run_dir: Path, repeats: int) -> dict:
             "measured_ms_per_1000": best_ms,
         },
         "repeats": repeats,
+        **shift_point(run),
+    }
+
+
+def shift_point(run: RunDir) -> dict:
+    """From the run's shift.json (``committee shift --run-dir RUN --limit N``, run beforehand), the cascade
+    against the committee under the corruption suite, and where the cascade's images left, clean and
+    corrupted (the mean over every corruption and severity)."""
+    doc = run.read_doc("shift.json")
+    if not doc or "committee:cascade" not in doc["entries"]:
+        return {}
+    cascade, whole = doc["entries"]["committee:cascade"], doc["entries"]["committee:calibrated"]
+    return {
+        "shift": {
+            "n_test": doc["n_test"],
+            "committee_mca": whole["mca"],
+            "cascade_mca": cascade["mca"],
+            "exit_fractions_clean": cascade["clean"]["exit_fractions"],
+            "exit_fractions_shift": cascade["exit_fractions_shift"],
+            "cascade_ece_shift": cascade["ece_shift"],
+            "committee_ece_shift": whole["ece_shift"],
+        }
     }
 
 
@@ -109,6 +131,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", type=Path, required=True)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--shift-only", action="store_true", help="only add each run's shift.json figures to its existing point"
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     path = args.out / "cascade.json"
@@ -120,6 +145,12 @@ def main() -> None:
         threads=torch.get_num_threads(),
     )
     for run_dir in args.runs:
+        if args.shift_only:
+            for q in doc["points"]:
+                if Path(q["run"]) == run_dir:
+                    q.update(shift_point(RunDir(run_dir)))
+            write_json(path, doc)
+            continue
         p = point(run_dir, args.repeats)
         doc["points"] = [q for q in doc["points"] if (q["preset"], q["seed"]) != (p["preset"], p["seed"])] + [p]
         print(

@@ -594,6 +594,46 @@ def cascade_verdicts(points: list[dict]) -> list[list]:
     return rows
 
 
+def cascade_shift_section(points: list[dict]) -> str:
+    rows = [
+        [
+            p["preset"],
+            p["seed"],
+            f"{p['shift']['n_test']:,}",
+            f"{100 * p['shift']['committee_mca']:.2f} %",
+            f"{100 * p['shift']['cascade_mca']:.2f} %",
+            f"{100 * (p['shift']['cascade_mca'] - p['shift']['committee_mca']):+.2f}",
+            " / ".join(f"{100 * f:.1f}" for f in p["shift"]["exit_fractions_clean"]),
+            " / ".join(f"{100 * f:.1f}" for f in p["shift"]["exit_fractions_shift"]),
+            f"{100 * p['shift']['committee_ece_shift']:.1f} / {100 * p['shift']['cascade_ece_shift']:.1f} %",
+        ]
+        for p in sorted(points, key=lambda q: (q["preset"], q["seed"]))
+        if "shift" in p
+    ]
+    if not rows:
+        return ""
+    return (
+        "\nUnder the corruption suite (`committee shift --run-dir RUN --limit N`: every corruption at 5 "
+        "severities on the first N test images; target: the cascade's mCA within 0.3 points of the committee's). "
+        "Where images leave, clean and corrupted: if corrupted images left *earlier* and wrong, the cascade "
+        "would be confidently wrong under shift.\n\n"
+        + table(
+            [
+                "preset",
+                "seed",
+                "images",
+                "committee mCA",
+                "cascade mCA",
+                "difference, points",
+                "answered per stage, clean %",
+                "corrupted %",
+                "ECE under shift, committee / cascade",
+            ],
+            rows,
+        )
+    )
+
+
 def cascade_page() -> str:
     if not (RESULTS / "cascade.json").exists():
         return HEADER + "# The cascade\n\nNot measured yet: `python benchmarks/cascade.py --runs RUN ...`.\n"
@@ -637,6 +677,7 @@ def cascade_page() -> str:
             ],
             cascade_verdicts(doc["points"]),
         )
+        + cascade_shift_section(doc["points"])
         + "\nA member's test-time views are not yet stages of their own: `fast`'s two air_cnn members cost the "
         "same, so its cascade cannot go much below half of the committee's time.\n"
     )
