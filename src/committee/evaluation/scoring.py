@@ -13,7 +13,14 @@ from committee.evaluation.conformal import conformal_rows
 from committee.evaluation.metrics import accuracy, diversity, evaluate_probs, mcnemar, paired_bootstrap_ci
 from committee.evaluation.price import price_points
 from committee.rules.base import FitContext
-from committee.rules.cascade import CascadeRule, check_budget, check_tolerance, exit_fractions, expected_cost
+from committee.rules.cascade import (
+    CascadeRule,
+    check_budget,
+    check_tolerance,
+    exit_fractions,
+    expected_cost,
+    ms_per_1000,
+)
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import (
     MEMBER_INFO_KEYS,
@@ -132,8 +139,7 @@ def score_committee(
 
 def member_costs(member_results: dict[str, MemberResult], names: list[str]) -> list[float | None]:
     """Each member's measured inference cost in ms per 1,000 images (None where unmeasured)."""
-    seconds = [member_results[n].infer_seconds_per_1000 for n in names]
-    return [1000 * s if s else None for s in seconds]
+    return ms_per_1000([member_results[n].infer_seconds_per_1000 for n in names])
 
 
 def cascade_routing(

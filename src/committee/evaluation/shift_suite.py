@@ -144,11 +144,11 @@ class Scorer:
         out.update({f"committee:{rule}": combine(rule, params, members) for rule, params in self.rules.items()})
         return out
 
-    def exits(self, logits: np.ndarray) -> dict[str, dict]:
+    def exits(self, entries: dict[str, np.ndarray]) -> dict[str, dict]:
         """For each cascade rule: the share of images answered at each stage and the expected cost (ms per
-        1,000 images, from the members' measured costs), from :meth:`logits`; a cascade must not start
-        answering corrupted images early and wrong, so shift.json keeps where they leave."""
-        members = softmax(logits[: len(self.models)], axis=-1).astype(np.float32)
+        1,000 images, from the members' measured costs), from :meth:`entries`' member probabilities; a
+        cascade must not start answering corrupted images early and wrong, so shift.json keeps where they leave."""
+        members = np.stack([entries[name] for name in self.models])
         out = {}
         for rule, params in self.rules.items():
             if isinstance(RULES[rule], CascadeRule):
@@ -202,9 +202,9 @@ def corruption_entries(
 ) -> dict[str, dict]:
     """Per member and rule: clean scores, every corruption x severity cell, mCA, its drop and the
     shifted ECE/NLL. x: uint8 test images ``(N, ...)``, y: labels ``(N,)``."""
-    clean_logits = scorer.logits(x)
-    clean = {name: scores_of(y, p) for name, p in scorer.entries(clean_logits).items()}
-    for name, routing in scorer.exits(clean_logits).items():
+    clean_entries = scorer.entries(scorer.logits(x))
+    clean = {name: scores_of(y, p) for name, p in clean_entries.items()}
+    for name, routing in scorer.exits(clean_entries).items():
         clean[name].update(routing)
     shifted: dict[str, dict[str, dict[int, dict]]] = {name: {} for name in clean}
     settings = [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
@@ -215,10 +215,10 @@ def corruption_entries(
         disable=None if progress is None else not progress,
         file=sys.stderr,
     ):
-        logits = scorer.logits(corrupt(x, c, s, seed))
-        for name, p in scorer.entries(logits).items():
+        probs_by_name = scorer.entries(scorer.logits(corrupt(x, c, s, seed)))
+        for name, p in probs_by_name.items():
             shifted[name].setdefault(c, {})[s] = scores_of(y, p)
-        for name, routing in scorer.exits(logits).items():
+        for name, routing in scorer.exits(probs_by_name).items():
             shifted[name][c][s].update(routing)
     entries = {}
     for name in clean:

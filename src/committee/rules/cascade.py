@@ -49,6 +49,12 @@ def check_budget(ms: float | None) -> float | None:
     return ms
 
 
+def ms_per_1000(seconds: list[float | None]) -> list[float | None]:
+    """Members' measured costs as member.json keeps them (seconds per 1,000 images) in the cascade's
+    unit, ms per 1,000 images; None where unmeasured."""
+    return [1000 * s if s else None for s in seconds]
+
+
 def _stage_costs(costs, m: int) -> tuple[list[float], str]:
     """Each member's cost, in ms per 1,000 images when every one was measured, else one per member."""
     if costs is not None and len(costs) == m and all(c is not None and c > 0 for c in costs):

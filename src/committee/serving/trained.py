@@ -30,7 +30,7 @@ from committee.models.inference import predict_logits, predict_probs
 from committee.models.registry import build_model
 from committee.models.user_models import check_origin
 from committee.rules.base import FitContext
-from committee.rules.cascade import CascadeRule, calibrated_running, check_params
+from committee.rules.cascade import CascadeRule, calibrated_running, check_params, check_tolerance, ms_per_1000
 from committee.rules.committee_rules import DEFAULT_RULE, RULES, check_rules, combine, fit_rule
 from committee.serving.abstention import fit_abstention
 from committee.serving.onnx_export import export_onnx
@@ -123,8 +123,8 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
             check_params(params, len(names))  # a hand-edited metrics.json: one line, not a wrong answer
         return names, params
     cfg = run.config()
-    seconds = [run.member_info(n).get("infer_seconds_per_1000") for n in names]
-    context = FitContext([1000 * s if s else None for s in seconds], cfg.cascade_tolerance / 100, cfg.infer_budget)
+    costs = ms_per_1000([run.member_info(n).get("infer_seconds_per_1000") for n in names])
+    context = FitContext(costs, check_tolerance(cfg.cascade_tolerance), cfg.infer_budget)
     return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"), context)
 
 
