@@ -6,6 +6,8 @@ ever scored.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from committee.base.errors import CommitteeError, UsageError
@@ -20,6 +22,8 @@ from committee.rules.cascade import (
     exit_fractions,
     expected_cost,
     ms_per_1000,
+    rule_rows,
+    stage_names,
 )
 from committee.rules.committee_rules import RULES, check_rules, combine, fit_rule
 from committee.store.records import (
@@ -99,25 +103,30 @@ def score_committee(
     scores,
     companions: dict[str, tuple[MemberResult, np.ndarray]] | None = None,
     context: FitContext | None = None,
+    one_view: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> CommitteeResult:
     """Fit one rule on the validation stack ``(M, N_val, K)``, score it on both splits, and its gain over
     the best member on test, and over each companion model (``{name: (result, test predictions (N,))}``).
-    ``context``: the members' measured costs and the cascade's target (default: the members' own costs)."""
+    ``context``: the members' measured costs and the cascade's target (default: the members' own costs);
+    ``one_view``: the one-view probabilities of ``context.one_view``'s members on validation and test
+    ``(V, N, K)`` (the cascade's cheap stages; other rules ignore them)."""
     infer = [member_results[n].infer_seconds_per_1000 for n in names]
     context = context or FitContext(costs=member_costs(member_results, names))
-    params = fit_rule(rule, val_stack, labels_val, context)
-    test_probs = combine(rule, params, test_stack) if test_stack is not None else None
+    is_cascade = isinstance(RULES[rule], CascadeRule)
+    if not (is_cascade and one_view and len(context.one_view)):
+        one_view, context = (None, None), dataclasses.replace(context, one_view=(), one_view_costs=None)
+    fit_rows = np.concatenate([val_stack, one_view[0]]) if one_view[0] is not None else val_stack
+    params = fit_rule(rule, fit_rows, labels_val, context)
+    val_rows = rule_rows(params, val_stack, one_view[0], context.one_view)
+    test_rows = rule_rows(params, test_stack, one_view[1], context.one_view) if test_stack is not None else None
+    test_probs = combine(rule, params, test_rows) if test_rows is not None else None
     gain, vs_companions = None, {}
     if test_probs is not None:
         best_pred = test_stack[names.index(best)].argmax(1)
         gain = gain_over(best, member_results[best].test, labels_test, test_probs.argmax(1), best_pred)
         pred = test_probs.argmax(1)
         vs_companions = {n: gain_over(n, c.test, labels_test, pred, own) for n, (c, own) in (companions or {}).items()}
-    routing = (
-        cascade_routing(params, names, val_stack, test_stack, labels_test)
-        if isinstance(RULES[rule], CascadeRule)
-        else None
-    )
+    routing = cascade_routing(params, names, val_rows, test_rows, labels_test) if is_cascade else None
     infer_total = sum(infer) if all(infer) else None
     if routing and infer_total is not None:  # what the cascade is expected to spend, from the members' costs
         infer_total = routing["expected_ms_per_1000"]["test" if test_stack is not None else "val"] / 1000
@@ -126,7 +135,7 @@ def score_committee(
         RULES[rule].description,
         names,
         params,
-        scores(labels_val, combine(rule, params, val_stack)),
+        scores(labels_val, combine(rule, params, val_rows)),
         scores(labels_test, test_probs) if test_probs is not None else None,
         params=sum(member_results[n].params for n in names),
         train_seconds=sum(member_results[n].train_seconds for n in names),
@@ -135,6 +144,34 @@ def score_committee(
         vs_companions=vs_companions,
         routing=routing,
     )
+
+
+def fit_saved(run: RunDir, rule: str, names: list[str], tolerance: float, budget: float | None) -> dict:
+    """A rule's parameters fitted now on the saved validation probabilities of ``names`` (the fit
+    :func:`evaluate_run` does, for a committee of other members than metrics.json's)."""
+    infos = [run.member_info(n) for n in names]
+    one_view = [i for i, n in enumerate(names) if run.has_one_view(n)] if isinstance(RULES[rule], CascadeRule) else []
+    context = FitContext(
+        ms_per_1000([info.get("infer_seconds_per_1000") for info in infos]),
+        tolerance,
+        budget,
+        one_view,
+        {i: ms_per_1000([infos[i].get("infer_seconds_per_1000_1view")])[0] for i in one_view},
+    )
+    val = run.member_probs(names, "val")
+    if one_view:
+        val = np.concatenate([val, run.one_view_probs([names[i] for i in one_view], "val")])
+    return fit_rule(rule, val, run.labels("val"), context)
+
+
+def one_view_stacks(run: RunDir, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The one-view probabilities of ``names`` on validation and test ``(V, N, K)``, None for no names."""
+    return (run.one_view_probs(names, "val"), run.one_view_probs(names, "test")) if names else None
+
+
+def one_view_costs(member_results: dict[str, MemberResult], names: list[str], one_view: list[int]) -> dict:
+    """``{member index: measured ms per 1,000 images on one view}`` for the members ``one_view``."""
+    return {i: (ms_per_1000([member_results[names[i]].info.get("infer_seconds_per_1000_1view")])[0]) for i in one_view}
 
 
 def member_costs(member_results: dict[str, MemberResult], names: list[str]) -> list[float | None]:
@@ -154,9 +191,9 @@ def cascade_routing(
     or member evaluations per image where a cost is missing). On test it also sweeps the curve's
     thresholds (for the report's accuracy-against-cost plot; nothing is chosen on it)."""
     rule = RULES[CascadeRule.name]
-    m = len(names)
+    m = len(params["order"])
     out: dict = {
-        "stages": [names[i] for i in params["order"]],
+        "stages": stage_names(params, names),
         "thresholds": params["thresholds"],
         "cost_unit": params["cost_unit"],
         "exit_fractions": {},
@@ -228,11 +265,21 @@ def evaluate_run(
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
-    context = FitContext(member_costs(member_results, names), tolerance, budget)
+    # Members with test-time views also kept their one-view probabilities: the cascade's cheap stages.
+    one_view = [i for i, n in enumerate(names) if run.has_one_view(n)] if has_test else []
+    views = one_view_stacks(run, [names[i] for i in one_view])
+    context = FitContext(
+        member_costs(member_results, names),
+        tolerance,
+        budget,
+        one_view,
+        one_view_costs(member_results, names, one_view),
+    )
     shared = (names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores, companions, context)
-    committees = {rule: score_committee(rule, *shared) for rule in rules}
+    committees = {rule: score_committee(rule, *shared, views) for rule in rules}
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
-    sets = committee_sets(names, committees, val_stack, labels_val, test_stack, labels_test) if has_test else []
+    stacks = (val_stack, labels_val, test_stack, labels_test)
+    sets = committee_sets(names, committees, *stacks, views, one_view) if has_test else []
     result = RunResult(
         str(run.path),
         cfg.split,
@@ -259,14 +306,17 @@ def committee_sets(
     labels_val: np.ndarray,
     test_stack: np.ndarray,
     labels_test: np.ndarray,
+    views: tuple[np.ndarray, np.ndarray] | None = None,
+    one_view: list[int] = (),
 ) -> list:
     """Conformal prediction sets of every member and committee: thresholds fitted on validation, coverage
-    measured on test."""
+    measured on test. ``views``: the one-view probabilities of the members ``one_view`` (a cascade's)."""
     val = {n: val_stack[i] for i, n in enumerate(names)}
     test = {n: test_stack[i] for i, n in enumerate(names)}
+    view_val, view_test = views or (None, None)
     for rule, c in committees.items():
-        val[c.name] = combine(rule, c.rule_params, val_stack)
-        test[c.name] = combine(rule, c.rule_params, test_stack)
+        val[c.name] = combine(rule, c.rule_params, rule_rows(c.rule_params, val_stack, view_val, one_view))
+        test[c.name] = combine(rule, c.rule_params, rule_rows(c.rule_params, test_stack, view_test, one_view))
     return conformal_rows(val, labels_val, test, labels_test)
 
 
@@ -310,5 +360,16 @@ def format_table(result: RunResult) -> str:
 
 def committee_probs(run: RunDir, committee: CommitteeResult, split: str) -> np.ndarray:
     """A fitted committee's probabilities on a saved split, ``(N, C)``: its rule applied to its members'
-    saved probabilities ``(M, N, C)``."""
-    return combine(committee.rule, committee.rule_params, run.member_probs(committee.members, split))
+    saved probabilities ``(M, N, C)`` (and a cascade's one-view rows)."""
+    return combine(
+        committee.rule, committee.rule_params, saved_rows(run, committee.rule_params, committee.members, split)
+    )
+
+
+def saved_rows(run: RunDir, params: dict, names: list[str], split: str) -> np.ndarray:
+    """What a rule fitted over the members ``names`` reads on a saved split ``(R, N, C)``: their
+    probabilities, then the one-view probabilities of those its cascade asks on one view
+    (``rules.cascade.rule_rows``)."""
+    wanted = [int(i) for i in params.get("one_view", [])]
+    views = run.one_view_probs([names[i] for i in wanted], split) if wanted else None
+    return rule_rows(params, run.member_probs(names, split), views, wanted)

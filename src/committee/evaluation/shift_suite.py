@@ -33,8 +33,9 @@ from committee.data.dataset import Dataset
 from committee.data.sources import DataSpec, conform
 from committee.data.user_images import expand_inputs, load_image
 from committee.evaluation.metrics import nll, reliability
-from committee.models.inference import predict_logits
-from committee.rules.cascade import CascadeRule, exit_fractions, expected_cost
+from committee.models.inference import predict_logits, predict_probs
+from committee.models.layers import one_view_only
+from committee.rules.cascade import CascadeRule, exit_fractions, expected_cost, rule_rows
 from committee.rules.committee_rules import RULES, combine
 
 OOD_SCORES = ("max_prob", "entropy", "mutual_information", "energy")
@@ -129,6 +130,21 @@ class Scorer:
     ):
         self.models, self.precisions, self.rules = models, precisions, rules
         self.companions = companions or {}
+        # Members a cascade asks on one view first (rules.cascade): their one-view rows follow the members'.
+        self.one_view = sorted({int(i) for params in rules.values() for i in params.get("one_view", [])})
+
+    def view_probs(self, images: np.ndarray) -> np.ndarray | None:
+        """One-view probabilities ``(V, N, K)`` of the members :attr:`one_view` names; None when none."""
+        if not self.one_view:
+            return None
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        names = list(self.models)
+        out = []
+        for i in self.one_view:
+            model = self.models[names[i]]
+            with one_view_only(model):
+                out.append(predict_probs(model, x, precision=self.precisions[names[i]]))
+        return np.stack(out)
 
     def logits(self, images: np.ndarray, with_companions: bool = True) -> np.ndarray:
         """uint8 images ``(N, ...)`` -> logits ``(M + C, N, K)``: the M members, then the C companions."""
@@ -136,25 +152,32 @@ class Scorer:
         models = self.models | self.companions if with_companions else self.models
         return np.stack([predict_logits(m, x, precision=self.precisions[n]).numpy() for n, m in models.items()])
 
-    def entries(self, logits: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities ``(N, K)`` of every model in ``logits`` (:meth:`logits`) and ``committee:<rule>``."""
+    def entries(self, logits: np.ndarray, views: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Probabilities ``(N, K)`` of every model in ``logits`` (:meth:`logits`) and ``committee:<rule>``;
+        ``views``: :meth:`view_probs` of the same images (for a cascade with one-view stages)."""
         probs = softmax(logits, axis=-1).astype(np.float32)
         out = dict(zip([*self.models, *self.companions], probs))
         members = probs[: len(self.models)]
-        out.update({f"committee:{rule}": combine(rule, params, members) for rule, params in self.rules.items()})
+        out.update(
+            {
+                f"committee:{rule}": combine(rule, params, rule_rows(params, members, views, self.one_view))
+                for rule, params in self.rules.items()
+            }
+        )
         return out
 
-    def exits(self, entries: dict[str, np.ndarray]) -> dict[str, dict]:
+    def exits(self, entries: dict[str, np.ndarray], views: np.ndarray | None = None) -> dict[str, dict]:
         """For each cascade rule: the share of images answered at each stage and the expected cost (ms per
-        1,000 images, from the members' measured costs), from :meth:`entries`' member probabilities; a
-        cascade must not start answering corrupted images early and wrong, so shift.json keeps where they leave."""
+        1,000 images, from the members' measured costs), from :meth:`entries`' member probabilities (and
+        ``views``, as there); a cascade must not start answering corrupted images early and wrong, so
+        shift.json keeps where they leave."""
         members = np.stack([entries[name] for name in self.models])
         out = {}
         for rule, params in self.rules.items():
             if isinstance(RULES[rule], CascadeRule):
-                _, stages = RULES[rule].route(params, members)
+                _, stages = RULES[rule].route(params, rule_rows(params, members, views, self.one_view))
                 out[f"committee:{rule}"] = {
-                    "exit_fractions": exit_fractions(stages, len(members)),
+                    "exit_fractions": exit_fractions(stages, len(params["order"])),
                     "expected_cost": expected_cost(stages, params["costs"]),
                 }
         return out
@@ -202,9 +225,10 @@ def corruption_entries(
 ) -> dict[str, dict]:
     """Per member and rule: clean scores, every corruption x severity cell, mCA, its drop and the
     shifted ECE/NLL. x: uint8 test images ``(N, ...)``, y: labels ``(N,)``."""
-    clean_entries = scorer.entries(scorer.logits(x))
+    views = scorer.view_probs(x)
+    clean_entries = scorer.entries(scorer.logits(x), views)
     clean = {name: scores_of(y, p) for name, p in clean_entries.items()}
-    for name, routing in scorer.exits(clean_entries).items():
+    for name, routing in scorer.exits(clean_entries, views).items():
         clean[name].update(routing)
     shifted: dict[str, dict[str, dict[int, dict]]] = {name: {} for name in clean}
     settings = [(c, s) for c in CORRUPTIONS for s in SEVERITIES]
@@ -215,10 +239,12 @@ def corruption_entries(
         disable=None if progress is None else not progress,
         file=sys.stderr,
     ):
-        probs_by_name = scorer.entries(scorer.logits(corrupt(x, c, s, seed)))
+        corrupted = corrupt(x, c, s, seed)
+        views = scorer.view_probs(corrupted)
+        probs_by_name = scorer.entries(scorer.logits(corrupted), views)
         for name, p in probs_by_name.items():
             shifted[name].setdefault(c, {})[s] = scores_of(y, p)
-        for name, routing in scorer.exits(probs_by_name).items():
+        for name, routing in scorer.exits(probs_by_name, views).items():
             shifted[name][c][s].update(routing)
     entries = {}
     for name in clean:
@@ -304,7 +330,7 @@ def evaluate_shift(
         "entries": corruption_entries(scorer, images[:n], labels[:n], seed, progress),
         "companions": list(scorer.companions),
         "ood": ood_table(scorer, all_logits[: len(scorer.models), :n], ood),
-        "selective": selective_table(scorer.entries(all_logits), labels),
+        "selective": selective_table(scorer.entries(all_logits, scorer.view_probs(images)), labels),
     }
 
 

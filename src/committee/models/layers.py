@@ -74,6 +74,12 @@ class FlipTTA(nn.Module):
         super().__init__()
         self.net = net
         self.translate = translate
+        self.one_view = False  # set by one_view_only(): the plain image alone (a cascade's cheap stage)
+
+    @property
+    def views(self) -> int:
+        """Forward passes per image in eval mode: 6 with translations, 2 with the mirror alone."""
+        return 6 if self.translate else 2
 
     def _mirror_probs(self, x: torch.Tensor) -> torch.Tensor:
         return (self.net(x).softmax(1) + self.net(x.flip(3)).softmax(1)) / 2
@@ -81,6 +87,8 @@ class FlipTTA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return self.net(x)
+        if self.one_view:
+            return F.log_softmax(self.net(x), dim=1)
         probs = self._mirror_probs(x)
         if self.translate:
             t = self.translate
@@ -106,6 +114,25 @@ def mirror_views_only(model: nn.Module):
     finally:
         for m, translate in layers:
             m.translate = translate
+
+
+def view_count(model: nn.Module) -> int:
+    """Forward passes per image of ``model`` in eval mode (1 without test-time views)."""
+    return max((m.views for m in model.modules() if isinstance(m, FlipTTA)), default=1)
+
+
+@contextlib.contextmanager
+def one_view_only(model: nn.Module):
+    """Within the block, every FlipTTA of ``model`` reads the plain image alone (1 view instead of 2 or
+    6): the confidence cascade's cheapest stage of a member with test-time views."""
+    layers = [m for m in model.modules() if isinstance(m, FlipTTA)]
+    for m in layers:
+        m.one_view = True
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.one_view = False
 
 
 def with_tta(net: nn.Module, tta: int) -> nn.Module:

@@ -26,11 +26,15 @@ def check_probs(probs: np.ndarray) -> np.ndarray:
 class FitContext:
     """What a rule may know beyond the validation arrays: each member's measured inference cost in ms
     per 1,000 images (None where unmeasured), and the cascade's targets (its tolerance in accuracy,
-    a fraction, or an inference budget in ms per 1,000 images)."""
+    a fraction, or an inference budget in ms per 1,000 images). ``one_view``: the members whose one-view
+    probabilities follow the members' rows in the validation stack (the cascade's cheap stages), and
+    ``one_view_costs`` their measured cost, ``{member index: ms per 1,000 images}``."""
 
     costs: Sequence[float | None] | None = None
     cascade_tolerance: float = 0.001
     infer_budget: float | None = None
+    one_view: Sequence[int] = ()
+    one_view_costs: dict[int, float | None] | None = None
 
 
 class Rule:

@@ -13,6 +13,7 @@ suite and ONNX export are its methods; nothing else reopens the run directory by
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +24,21 @@ from torch import nn
 from committee.base.errors import CommitteeError, UsageError
 from committee.data.sources import load_cached
 from committee.evaluation.conformal import DEFAULT_ALPHA, ConformalFit, check_alpha, fit_conformal, prediction_sets
-from committee.evaluation.scoring import evaluate_run
+from committee.evaluation.scoring import evaluate_run, fit_saved, saved_rows
 from committee.evaluation.shift_suite import Scorer, evaluate_shift
 from committee.models.engine import for_engine
 from committee.models.inference import predict_logits, predict_probs
+from committee.models.layers import one_view_only
 from committee.models.registry import build_model
 from committee.models.user_models import check_origin
-from committee.rules.base import FitContext
-from committee.rules.cascade import CascadeRule, calibrated_running, check_params, check_tolerance, ms_per_1000
+from committee.rules.cascade import (
+    CascadeRule,
+    calibrated_running,
+    check_params,
+    check_tolerance,
+    row_members,
+    stage_names,
+)
 from committee.rules.committee_rules import DEFAULT_RULE, RULES, check_rules, combine, fit_rule
 from committee.serving.abstention import fit_abstention
 from committee.serving.onnx_export import export_onnx
@@ -119,13 +127,11 @@ def fitted_rule(run: RunDir, rule: str) -> tuple[list[str], dict]:
     saved = run.read_metrics()
     if saved is not None and rule in saved.committees and saved.committees[rule].members == names:
         params = saved.committees[rule].rule_params
-        if isinstance(RULES[rule], CascadeRule):
-            check_params(params, len(names))  # a hand-edited metrics.json: one line, not a wrong answer
+        if isinstance(RULES[rule], CascadeRule):  # a hand-edited metrics.json: one line, not a wrong answer
+            check_params(params, len(names) + len(params.get("one_view", [])))
         return names, params
     cfg = run.config()
-    costs = ms_per_1000([run.member_info(n).get("infer_seconds_per_1000") for n in names])
-    context = FitContext(costs, check_tolerance(cfg.cascade_tolerance), cfg.infer_budget)
-    return names, fit_rule(rule, run.member_probs(names, "val"), run.labels("val"), context)
+    return names, fit_saved(run, rule, names, check_tolerance(cfg.cascade_tolerance), cfg.infer_budget)
 
 
 def one_model(run: RunDir, name: str) -> tuple[list[str], dict]:
@@ -211,28 +217,36 @@ class Committee:
         return Prediction(self.classes, self.rule, probs, per_member)
 
     def _cascade(self, x: torch.Tensor) -> Prediction:
-        """The cascade for real: stage k runs its member only on the images still open after stage k - 1.
-        Its answers equal :meth:`CascadeRule.route` on every member's probabilities (tested)."""
+        """The cascade for real: stage k runs its member (on the plain image alone for a one-view stage) only
+        on the images still open after stage k - 1. Its answers equal :meth:`CascadeRule.route` on the
+        saved rows (tested)."""
         params, names = self.rule_params_, self.members
-        order = [names[i] for i in params["order"]]
+        members = row_members(len(names), params.get("one_view", []))
+        order = [int(r) for r in params["order"]]
         n, k = len(x), len(self.classes)
         per_member = {name: np.full((n, k), np.nan, dtype=np.float32) for name in names}
-        total = np.zeros((n, k))  # running sum of the asked members' probabilities
+        latest = np.zeros((len(names), n, k))  # each member's latest answer (0 until asked)
+        total = np.zeros((n, k))  # their running sum, as running_means keeps it
         probs, exit_stage = np.zeros((n, k)), np.full(n, len(order) - 1)
-        still = np.arange(n)
-        for stage, name in enumerate(order):
+        still, asked = np.arange(n), set()
+        for stage, row in enumerate(order):
             if not len(still):
                 break
-            p = predict_probs(self.members_[name], x[torch.from_numpy(still)], precision=self.precisions[name])
-            per_member[name][still] = p
-            total[still] += p.astype(np.float64)
-            # The same arithmetic as the rule: the mean of the first stage + 1 members, calibrated.
-            calibrated = calibrated_running(total[still], stage + 1, params["temperatures"][stage])
+            member = members[row]
+            model, precision = self.members_[names[member]], self.precisions[names[member]]
+            with one_view_only(model) if row >= len(names) else contextlib.nullcontext():
+                p = predict_probs(model, x[torch.from_numpy(still)], precision=precision).astype(np.float64)
+            per_member[names[member]][still] = p
+            total[still] = total[still] + p - latest[member, still]
+            latest[member, still] = p
+            asked.add(member)
+            # The same arithmetic as the rule: the mean of the members asked so far, calibrated.
+            calibrated = calibrated_running(total[still], len(asked), params["temperatures"][stage])
             last = stage == len(order) - 1
             leave = np.ones(len(still), bool) if last else calibrated.max(axis=1) > params["thresholds"][stage]
             probs[still[leave]], exit_stage[still[leave]] = calibrated[leave], stage
             still = still[~leave]
-        return Prediction(self.classes, self.rule, probs, per_member, exit_stage, tuple(order))
+        return Prediction(self.classes, self.rule, probs, per_member, exit_stage, tuple(stage_names(params, names)))
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Committee probabilities ``(N, K)`` for uint8 images ``(N, ...)``."""
@@ -250,7 +264,7 @@ class Committee:
     def validation_probs(self) -> np.ndarray:
         """The committee's probabilities on the run's validation split ``(N_val, K)``, from the saved
         member probabilities (what every threshold is fitted on)."""
-        return combine(self.rule, self.rule_params_, self.run.member_probs(self.members, "val"))
+        return combine(self.rule, self.rule_params_, saved_rows(self.run, self.rule_params_, self.members, "val"))
 
     def abstention(self, coverage: float | None = None, accuracy: float | None = None) -> Abstention:
         """Abstention thresholds fitted on the validation split: keep the ``coverage`` most confident

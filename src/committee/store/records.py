@@ -48,6 +48,7 @@ MEMBER_INFO_KEYS = (
     "train_seconds",
     "train_images_per_s",
     "infer_seconds_per_1000",
+    "infer_seconds_per_1000_1view",
     "description",
     "label_smoothing",
 )

@@ -62,9 +62,18 @@ class RunDir(ReportFiles):
     worker writing in place beside other workers; the driver records the checksums with :meth:`record_member`)."""
 
     # The files of a finished member, in the order they are written (member.json last marks it finished).
-    MEMBER_FILES = ("weights.safetensors", "history.csv", "probs_val.npy", "probs_test.npy", "member.json")
+    # A member with test-time views also keeps its one-view probabilities (the cascade's cheap stage).
+    ONE_VIEW_FILES = ("probs_val_1view.npy", "probs_test_1view.npy")
+    MEMBER_FILES = (
+        "weights.safetensors",
+        "history.csv",
+        "probs_val.npy",
+        "probs_test.npy",
+        *ONE_VIEW_FILES,
+        "member.json",
+    )
     # What decides a prediction (history.csv only draws the training curves).
-    RECORDED_MEMBER_FILES = ("weights.safetensors", "probs_val.npy", "probs_test.npy", "member.json")
+    RECORDED_MEMBER_FILES = ("weights.safetensors", "probs_val.npy", "probs_test.npy", *ONE_VIEW_FILES, "member.json")
 
     def __init__(self, path: str | Path, keeps_manifest: bool = True):
         self.path = Path(path)
@@ -294,11 +303,21 @@ class RunDir(ReportFiles):
     def load_checkpoint(self, name: str, model, optimizer, generators: dict) -> dict:
         return load_checkpoint(self._member_dir(name) / "checkpoint.safetensors", model, optimizer, generators)
 
-    def finish_member(self, name: str, probs_val: np.ndarray, probs_test: np.ndarray, info: dict) -> None:
-        """Write the member's probabilities, then member.json (which marks it finished); drop the checkpoint."""
+    def finish_member(
+        self,
+        name: str,
+        probs_val: np.ndarray,
+        probs_test: np.ndarray,
+        info: dict,
+        one_view: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Write the member's probabilities (``one_view``: also those of its plain image alone, validation
+        and test), then member.json (which marks it finished); drop the checkpoint."""
         d = self._member_dir(name)
         write_npy(d / "probs_val.npy", probs_val)
         write_npy(d / "probs_test.npy", probs_test)
+        for f, probs in zip(self.ONE_VIEW_FILES, one_view or ()):
+            write_npy(d / f, probs)
         write_json(d / "member.json", info)
         self.discard_checkpoint(name)
         if name in self._staged:
@@ -316,13 +335,16 @@ class RunDir(ReportFiles):
         """Add a finished member's checksums to manifest.json."""
         d = self._member_dir(name)
         # metrics.json is gone when the member replaced one (swap), also when a cluster worker swapped it.
-        self.manifest.record(*(d / f for f in self.RECORDED_MEMBER_FILES), forget=("metrics.json",))
+        recorded = [d / f for f in self.RECORDED_MEMBER_FILES if f not in self.ONE_VIEW_FILES or (d / f).exists()]
+        self.manifest.record(*recorded, forget=("metrics.json",))
 
     def member_files(self, name: str) -> dict[str, bytes]:
         """A finished member's files as bytes (to ship them from a worker to the driver)."""
         d = self._member_dir(name)
         try:
-            return {f: (d / f).read_bytes() for f in self.MEMBER_FILES}
+            return {
+                f: (d / f).read_bytes() for f in self.MEMBER_FILES if f not in self.ONE_VIEW_FILES or (d / f).exists()
+            }
         except OSError as exc:
             raise os_error(exc.filename or d, exc, "cannot read") from None
 
@@ -399,6 +421,20 @@ class RunDir(ReportFiles):
             if arr is not None and (arr.ndim != 2 or not np.isfinite(arr).all()):
                 raise CommitteeError(f"{d / what}.npy: expected a finite (N, classes) array, got shape {arr.shape}")
         return MemberArtifacts(name, probs_val, probs_test, self.member_info(name), self.history(name))
+
+    def has_one_view(self, name: str) -> bool:
+        """Whether the member kept its one-view probabilities (a member with test-time views)."""
+        return all(os.path.lexists(self._member_dir(name) / f) for f in self.ONE_VIEW_FILES)
+
+    def one_view_probs(self, names: list[str], split: str) -> np.ndarray:
+        """The members' one-view probabilities on a split ``(M, N, C)`` (each must have them)."""
+        out = []
+        for n in names:
+            path = self._member_dir(n) / f"probs_{split}_1view.npy"
+            if not os.path.lexists(path):
+                raise CommitteeError(f"{self._member_dir(n)}: no one-view {split} probabilities")
+            out.append(self._npy(path))
+        return np.stack(out)
 
     def member_probs(self, names: list[str], split: str) -> np.ndarray:
         """The members' saved probabilities on a split, stacked: ``(M, N, C)``."""

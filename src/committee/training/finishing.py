@@ -13,6 +13,7 @@ from committee.data.dataset import Dataset
 from committee.data.splits import Splits
 from committee.models.inference import timed_predict_probs
 from committee.models.layer_table import summary
+from committee.models.layers import one_view_only, view_count
 from committee.models.registry import build_model, count_params, input_shape_of
 from committee.models.user_models import origin_record
 from committee.store.run_dir import RunDir
@@ -32,9 +33,24 @@ def finish_member(
     """
     run.load_weights(t.name, t.model)  # the best epoch's weights (its moving average, with --ema)
     probs_val, probs_test, info = member_outputs(t, t.model, dataset, splits, placement)
+    one_view, info["infer_seconds_per_1000_1view"] = one_view_outputs(t, t.model, dataset, splits)
     info |= snapshot_fields(t)
-    run.finish_member(t.name, probs_val, probs_test, info)
+    run.finish_member(t.name, probs_val, probs_test, info, one_view)
     return info
+
+
+def one_view_outputs(
+    t: MemberTraining, model: nn.Module, dataset: Dataset, splits: Splits
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, float | None]:
+    """For a member with test-time views: its probabilities on the plain image alone, validation and test
+    ``(N, C)`` each, and their measured seconds per 1,000 images (the confidence cascade's cheap stage,
+    ``rules.cascade``); ``(None, None)`` for a member without views."""
+    if view_count(model) == 1:
+        return None, None
+    with one_view_only(model):
+        val, _ = timed_predict_probs(model, t.x_val, device=t.device, precision=t.precision)
+        test, seconds = timed_predict_probs(model, dataset.images[splits.test], device=t.device, precision=t.precision)
+    return (val, test), seconds
 
 
 def snapshot_fields(t: MemberTraining, k: int | None = None) -> dict:

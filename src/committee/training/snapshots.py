@@ -14,7 +14,7 @@ from committee.data.dataset import Dataset
 from committee.data.splits import Splits
 from committee.store.run_dir import RunDir
 from committee.training.callbacks import TrainingCallback
-from committee.training.finishing import member_outputs, snapshot_fields
+from committee.training.finishing import member_outputs, one_view_outputs, snapshot_fields
 from committee.training.loop import MemberTraining
 from committee.training.step import snapshot_ends
 
@@ -77,4 +77,5 @@ class SnapshotWriter(TrainingCallback):
         self.run.save_weights(name, t.eval_model, done)
         self.run.write_history(name, [r for r in t.history if r["epoch"] <= done])
         probs_val, probs_test, info = member_outputs(t, t.eval_model, self.dataset, self.splits, self.placement)
-        self.run.finish_member(name, probs_val, probs_test, info | snapshot_fields(t, k))
+        one_view, info["infer_seconds_per_1000_1view"] = one_view_outputs(t, t.eval_model, self.dataset, self.splits)
+        self.run.finish_member(name, probs_val, probs_test, info | snapshot_fields(t, k), one_view)
