@@ -149,29 +149,27 @@ def score_committee(
 def fit_saved(run: RunDir, rule: str, names: list[str], tolerance: float, budget: float | None) -> dict:
     """A rule's parameters fitted now on the saved validation probabilities of ``names`` (the fit
     :func:`evaluate_run` does, for a committee of other members than metrics.json's)."""
-    infos = [run.member_info(n) for n in names]
-    one_view = [i for i, n in enumerate(names) if run.has_one_view(n)] if isinstance(RULES[rule], CascadeRule) else []
-    context = FitContext(
-        ms_per_1000([info.get("infer_seconds_per_1000") for info in infos]),
-        tolerance,
-        budget,
-        one_view,
-        {i: ms_per_1000([infos[i].get("infer_seconds_per_1000_1view")])[0] for i in one_view},
-    )
+    context, views = fit_context(run, names, [run.member_info(n) for n in names], tolerance, budget, ("val",))
     val = run.member_probs(names, "val")
-    if one_view:
-        val = np.concatenate([val, run.one_view_probs([names[i] for i in one_view], "val")])
+    if views is not None and isinstance(RULES[rule], CascadeRule):
+        val = np.concatenate([val, views[0]])
     return fit_rule(rule, val, run.labels("val"), context)
 
 
-def one_view_stacks(run: RunDir, names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """The one-view probabilities of ``names`` on validation and test ``(V, N, K)``, None for no names."""
-    return (run.one_view_probs(names, "val"), run.one_view_probs(names, "test")) if names else None
-
-
-def one_view_costs(member_results: dict[str, MemberResult], names: list[str], one_view: list[int]) -> dict:
-    """``{member index: measured ms per 1,000 images on one view}`` for the members ``one_view``."""
-    return {i: (ms_per_1000([member_results[names[i]].info.get("infer_seconds_per_1000_1view")])[0]) for i in one_view}
+def fit_context(
+    run: RunDir, names: list[str], infos: list[dict], tolerance, budget, splits: tuple[str, ...] = ("val", "test")
+) -> tuple[FitContext, tuple[np.ndarray, ...] | None]:
+    """What the rules are fitted with: the members' measured costs (from their member.json ``infos``), the
+    cascade's target, and the members that kept one-view probabilities (those with test-time views: the
+    cascade's cheap stages) with their costs; and those one-view probabilities on ``splits`` ``(V, N, K)``
+    each (None when none, or no splits)."""
+    one_view = [i for i, n in enumerate(names) if run.has_one_view(n)] if splits else []
+    costs = ms_per_1000([info.get("infer_seconds_per_1000") for info in infos])
+    view_costs = ms_per_1000([infos[i].get("infer_seconds_per_1000_1view") for i in one_view])
+    context = FitContext(costs, tolerance, budget, one_view, dict(zip(one_view, view_costs)))
+    if not one_view:
+        return context, None
+    return context, tuple(run.member_probs([names[i] for i in one_view], split, one_view=True) for split in splits)
 
 
 def member_costs(member_results: dict[str, MemberResult], names: list[str]) -> list[float | None]:
@@ -265,21 +263,12 @@ def evaluate_run(
     best = max(names, key=lambda n: member_results[n].val.accuracy)
     val_stack = np.stack([m.probs_val for m in members])  # (M, N_val, C)
     test_stack = np.stack([m.probs_test for m in members]) if has_test else None
-    # Members with test-time views also kept their one-view probabilities: the cascade's cheap stages.
-    one_view = [i for i, n in enumerate(names) if run.has_one_view(n)] if has_test else []
-    views = one_view_stacks(run, [names[i] for i in one_view])
-    context = FitContext(
-        member_costs(member_results, names),
-        tolerance,
-        budget,
-        one_view,
-        one_view_costs(member_results, names, one_view),
-    )
+    splits = ("val", "test") if has_test else ()
+    context, views = fit_context(run, names, [member_results[n].info for n in names], tolerance, budget, splits)
     shared = (names, member_results, best, val_stack, labels_val, test_stack, labels_test, scores, companions, context)
     committees = {rule: score_committee(rule, *shared, views) for rule in rules}
     div = run_diversity(names, member_results, labels_test, test_stack) if has_test else None
-    stacks = (val_stack, labels_val, test_stack, labels_test)
-    sets = committee_sets(names, committees, *stacks, views, one_view) if has_test else []
+    sets = committee_sets(names, committees, *shared[3:7], views, context.one_view) if has_test else []
     result = RunResult(
         str(run.path),
         cfg.split,
@@ -371,5 +360,5 @@ def saved_rows(run: RunDir, params: dict, names: list[str], split: str) -> np.nd
     probabilities, then the one-view probabilities of those its cascade asks on one view
     (``rules.cascade.rule_rows``)."""
     wanted = [int(i) for i in params.get("one_view", [])]
-    views = run.one_view_probs([names[i] for i in wanted], split) if wanted else None
+    views = run.member_probs([names[i] for i in wanted], split, one_view=True) if wanted else None
     return rule_rows(params, run.member_probs(names, split), views, wanted)

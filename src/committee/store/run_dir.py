@@ -1,7 +1,7 @@
 """The run directory: the only module that builds a run path or opens a run file.
 
     config.json  data.json  splits/{train,val,test}.npy  labels_val.npy  labels_test.npy
-    members/<name>/{weights.safetensors, history.csv, probs_val.npy, probs_test.npy, member.json}
+    members/<name>/{weights.safetensors, history.csv, probs_{val,test}[_1view].npy, member.json}
     members/<name>/checkpoint.safetensors   (while the member trains)
     teachers/<rule>.npy   a committee's probabilities on the training split (a distilled student's soft labels)
     metrics.json  report.html  report.md  MODEL_CARD.md  figures/*.png  ablation.json  shift.json
@@ -48,6 +48,7 @@ from committee.store.lock import run_lock
 from committee.store.manifest import Manifest
 from committee.store.records import MemberArtifacts, RunResult
 from committee.store.report_files import ReportFiles
+from committee.store.teacher_files import TeacherFiles
 from committee.store.weights import load_weights, save_weights
 
 if TYPE_CHECKING:
@@ -57,23 +58,17 @@ if TYPE_CHECKING:
 SPLIT_NAMES = ("train", "val", "test")
 
 
-class RunDir(ReportFiles):
+class RunDir(ReportFiles, TeacherFiles):
     """One run directory. ``keeps_manifest=False``: member writes leave manifest.json alone (a cluster
     worker writing in place beside other workers; the driver records the checksums with :meth:`record_member`)."""
 
     # The files of a finished member, in the order they are written (member.json last marks it finished).
     # A member with test-time views also keeps its one-view probabilities (the cascade's cheap stage).
     ONE_VIEW_FILES = ("probs_val_1view.npy", "probs_test_1view.npy")
-    MEMBER_FILES = (
-        "weights.safetensors",
-        "history.csv",
-        "probs_val.npy",
-        "probs_test.npy",
-        *ONE_VIEW_FILES,
-        "member.json",
-    )
+    PROBS_FILES = ("probs_val.npy", "probs_test.npy", *ONE_VIEW_FILES)
+    MEMBER_FILES = ("weights.safetensors", "history.csv", *PROBS_FILES, "member.json")
     # What decides a prediction (history.csv only draws the training curves).
-    RECORDED_MEMBER_FILES = ("weights.safetensors", "probs_val.npy", "probs_test.npy", *ONE_VIEW_FILES, "member.json")
+    RECORDED_MEMBER_FILES = ("weights.safetensors", *PROBS_FILES, "member.json")
 
     def __init__(self, path: str | Path, keeps_manifest: bool = True):
         self.path = Path(path)
@@ -228,25 +223,6 @@ class RunDir(ReportFiles):
         except (OSError, ValueError, EOFError) as exc:
             raise CommitteeError(f"{path}: unreadable array ({exc})") from None
 
-    def write_teacher(self, rule: str, probs: np.ndarray) -> None:
-        """A committee's probabilities ``(N_train, C)`` on the training split: a student's soft labels."""
-        path = self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy"
-        write_npy(path, np.asarray(probs, np.float32))
-        self.manifest.record(path)
-
-    def teacher_probs(self, rule: str, n_train: int) -> np.ndarray:
-        """The soft labels :meth:`write_teacher` saved, checked against the training split's size."""
-        path = self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy"
-        if not path.exists():
-            raise CommitteeError(f"{path}: missing; run `committee distill` again to compute it")
-        probs = self._npy(path)
-        if probs.shape[:1] != (n_train,) or probs.ndim != 2 or not np.isfinite(probs).all():
-            raise CommitteeError(f"{path}: expected finite ({n_train}, classes) probabilities, got {probs.shape}")
-        return probs
-
-    def has_teacher(self, rule: str) -> bool:
-        return (self.path / "teachers" / f"{check_member_name(rule, 'teacher rule')}.npy").exists()
-
     # --- members: while training -------------------------------------------------
 
     def start_member(self, name: str) -> None:
@@ -304,15 +280,10 @@ class RunDir(ReportFiles):
         return load_checkpoint(self._member_dir(name) / "checkpoint.safetensors", model, optimizer, generators)
 
     def finish_member(
-        self,
-        name: str,
-        probs_val: np.ndarray,
-        probs_test: np.ndarray,
-        info: dict,
-        one_view: tuple[np.ndarray, np.ndarray] | None = None,
+        self, name: str, probs_val: np.ndarray, probs_test: np.ndarray, info: dict, one_view=None
     ) -> None:
         """Write the member's probabilities (``one_view``: also those of its plain image alone, validation
-        and test), then member.json (which marks it finished); drop the checkpoint."""
+        and test, a pair of ``(N, C)`` arrays), then member.json (which marks it finished); drop the checkpoint."""
         d = self._member_dir(name)
         write_npy(d / "probs_val.npy", probs_val)
         write_npy(d / "probs_test.npy", probs_test)
@@ -326,10 +297,8 @@ class RunDir(ReportFiles):
             self.record_member(name)
 
     def discard_checkpoint(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotADirectoryError):
             (self._member_dir(name) / "checkpoint.safetensors").unlink(missing_ok=True)
-        except NotADirectoryError:
-            pass
 
     def record_member(self, name: str) -> None:
         """Add a finished member's checksums to manifest.json."""
@@ -423,30 +392,28 @@ class RunDir(ReportFiles):
         return MemberArtifacts(name, probs_val, probs_test, self.member_info(name), self.history(name))
 
     def has_one_view(self, name: str) -> bool:
-        """Whether the member kept its one-view probabilities (a member with test-time views)."""
-        return all(os.path.lexists(self._member_dir(name) / f) for f in self.ONE_VIEW_FILES)
+        """Whether the member kept its one-view probabilities (a member with test-time views); one of the
+        two without the other is a damaged member, refused."""
+        have = [os.path.lexists(self._member_dir(name) / f) for f in self.ONE_VIEW_FILES]
+        if any(have) and not all(have):
+            lost = self.ONE_VIEW_FILES[have.index(False)]
+            raise CommitteeError(
+                f"{self._member_dir(name) / lost}: missing; {self.manifest.remedy(f'members/{name}/{lost}')}"
+            )
+        return all(have)
 
-    def one_view_probs(self, names: list[str], split: str) -> np.ndarray:
-        """The members' one-view probabilities on a split ``(M, N, C)`` (each must have them)."""
+    def member_probs(self, names: list[str], split: str, one_view: bool = False) -> np.ndarray:
+        """The members' saved probabilities on a split, stacked: ``(M, N, C)``; ``one_view``: those of
+        the plain image alone (each member must have them: :meth:`has_one_view`)."""
         out = []
         for n in names:
-            path = self._member_dir(n) / f"probs_{split}_1view.npy"
+            path = self._member_dir(n) / f"probs_{split}{'_1view' if one_view else ''}.npy"
             if not os.path.lexists(path):
-                raise CommitteeError(f"{self._member_dir(n)}: no one-view {split} probabilities")
-            out.append(self._npy(path))
-        return np.stack(out)
-
-    def member_probs(self, names: list[str], split: str) -> np.ndarray:
-        """The members' saved probabilities on a split, stacked: ``(M, N, C)``."""
-        out = []
-        for n in names:
-            path = self._member_dir(n) / f"probs_{split}.npy"
-            if not path.exists():
-                raise CommitteeError(f"{self._member_dir(n)}: no {split} probabilities")
+                raise CommitteeError(
+                    f"{self._member_dir(n)}: no {'one-view ' if one_view else ''}{split} probabilities"
+                )
             out.append(self._npy(path))  # only the probabilities: no member.json or history to read
         return np.stack(out)
-
-    # --- integrity of the whole run -----------------------------------------------------
 
     # --- results and reports ---------------------------------------------------------
 
