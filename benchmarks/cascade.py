@@ -45,7 +45,7 @@ def timed(committee: Committee, images: np.ndarray, repeats: int) -> tuple[np.nd
     return pred.labels, 1e6 * statistics.median(times) / len(images), pred
 
 
-def point(run_dir: Path, repeats: int) -> dict:
+def point(run_dir: Path, repeats: int, label: str | None = None) -> dict:
     run = RunDir(run_dir)
     result = evaluate_run(run, RULES)
     cfg = run.config()
@@ -63,7 +63,7 @@ def point(run_dir: Path, repeats: int) -> dict:
     test = mcnemar(labels, cascade_pred, whole_pred)
     return {
         "run": str(run_dir),
-        "preset": cfg.preset,
+        "preset": label or cfg.preset,
         "seed": cfg.seed,
         "members": result.committees["cascade"].members,
         "best_member": result.best_member,
@@ -134,6 +134,9 @@ def main() -> None:
     ap.add_argument(
         "--shift-only", action="store_true", help="only add each run's shift.json figures to its existing point"
     )
+    ap.add_argument(
+        "--preset-label", help="the rows' preset name (default: each run's own), e.g. fast for a search's fast runs"
+    )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     path = args.out / "cascade.json"
@@ -151,7 +154,7 @@ def main() -> None:
                     q.update(shift_point(RunDir(run_dir)))
             write_json(path, doc)
             continue
-        p = point(run_dir, args.repeats)
+        p = point(run_dir, args.repeats, args.preset_label)
         doc["points"] = [q for q in doc["points"] if (q["preset"], q["seed"]) != (p["preset"], p["seed"])] + [p]
         print(
             f"{p['preset']} seed {p['seed']}: committee {100 * p['committee']['test_acc']:.2f}% "

@@ -57,7 +57,8 @@ def index_page() -> str:
         "and one sitting.\n\n- [Time to accuracy: the presets](presets.md)\n- [Speed: committee bench and the seed's "
         "stack](speed.md)\n- [Transfer learning: Fashion-MNIST to digits](transfer.md)\n"
         "- [Serving and prediction sets](serving.md)\n- [Time limits](time-limit.md)\n"
-        "- [The price of a committee](price.md)\n- [The cascade](cascade.md)\n\n"
+        "- [The price of a committee](price.md)\n- [The cascade](cascade.md)\n"
+        "- [Committees against one model at the same budget](same-budget.md)\n\n"
         + table(["file", "command", "CPU", "threads", "torch"], rows)
     )
 
@@ -274,10 +275,13 @@ def serving_page() -> str:
     )
 
 
-def mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float], digits: int = 2) -> str:
+    """Mean ± sample sd; one value alone as itself (no spread to show)."""
     m = sum(values) / len(values)
-    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return f"{m:.2f} ± {sd:.2f}"
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
 def time_limit_rows(doc: dict) -> list[list]:
@@ -563,7 +567,7 @@ def cascade_rows(points: list[dict]) -> list[list]:
                 f"{100 * v['gain']:+.2f} [{100 * v['ci'][0]:+.2f}, {100 * v['ci'][1]:+.2f}], p {v['mcnemar_p']:.2g}",
                 f"{k['measured_ms_per_1000']:.1f} ({k['expected_ms_per_1000']:.1f})",
                 f"{k['measured_ms_per_1000'] / c['measured_ms_per_1000']:.2f}×",
-                " / ".join(f"{100 * f:.1f}" for f in k["exit_fractions_test"]),
+                " / ".join(f"{name} {100 * f:.1f}" for name, f in zip(p["stages"], k["exit_fractions_test"])),
                 f"{b['name']} {100 * b['test_acc']:.2f} % at {b['measured_ms_per_1000']:.1f}",
                 f"{100 * c['ece']:.1f} % ({100 * c['ece_mean_rule']:.1f} %)",
             ]
@@ -678,9 +682,81 @@ def cascade_page() -> str:
             cascade_verdicts(doc["points"]),
         )
         + cascade_shift_section(doc["points"])
-        + "\nA member's test-time views are not yet stages of their own: `fast`'s two air_cnn members cost the "
-        "same, so its cascade cannot go much below half of the committee's time.\n"
+        + "\nA stage named *(1 view)* is a member asked on the plain image alone, without its test-time views "
+        "(about a sixth of its cost); a row without such stages is a run whose members kept no one-view "
+        "probabilities, or whose cascade was cheaper without them on validation.\n"
     )
+
+
+def same_budget_rows(points: list[dict], budget: str) -> list[list]:
+    """One row per candidate of a budget: mean ± sd over seeds; its headline committee minus the reference."""
+    rows = []
+    names = list(dict.fromkeys(p["candidate"] for p in points if p["budget"] == budget))
+    for name in names:
+        pts = sorted((p for p in points if p["budget"] == budget and p["candidate"] == name), key=lambda q: q["seed"])
+        head = [p.get("calibrated", p["single"]) for p in pts]
+        widths = pts[0]["widths"]
+        paired = [p["minus_reference"] for p in pts if "minus_reference" in p]
+
+        def gains(split: str) -> str:
+            return "; ".join(
+                f"{100 * m[split]['gain']:+.2f} [{100 * m[split]['ci'][0]:+.2f}, {100 * m[split]['ci'][1]:+.2f}]"
+                for m in paired
+            )
+
+        wins = sum(m["test"]["mcnemar_p"] < 0.05 and m["test"]["gain"] > 0 for m in paired)
+        losses = sum(m["test"]["mcnemar_p"] < 0.05 and m["test"]["gain"] < 0 for m in paired)
+        cascade = [p["cascade"] for p in pts if "cascade" in p]
+        rows.append(
+            [
+                name,
+                f"{len(widths)} × width {widths[0]}, {pts[0]['epochs']} epoch{'s' if pts[0]['epochs'] > 1 else ''}",
+                ", ".join(str(p["seed"]) for p in pts),
+                mean_sd([p["train_seconds"] for p in pts], 0),
+                mean_sd([100 * h["val_acc"] for h in head]),
+                gains("val") or "–",
+                mean_sd([100 * h["test_acc"] for h in head]),
+                gains("test") or "–",
+                f"{wins} / {losses}" if paired else "–",
+                mean_sd([100 * c["test_acc"] for c in cascade]) if cascade else "–",
+            ]
+        )
+    return rows
+
+
+def same_budget_page() -> str:
+    if not (RESULTS / "same_budget_search.json").exists():
+        return HEADER + "# Same budget\n\nNot measured yet: `python benchmarks/same_budget_search.py`.\n"
+    doc = load("same_budget_search.json")
+    env = doc["environment"]
+    out = (
+        HEADER + "# Committees against one model given the same training budget\n\n"
+        "`python benchmarks/same_budget_search.py --budget B --candidates ... --seeds ...`: each candidate is a "
+        "committee of air_cnn members on `fast`'s recipe (airbench's), sized so that members × epochs × cost per "
+        "epoch matches the **reference**: one air_cnn of width 32 given the whole budget. Narrower members cost less "
+        "per epoch (forward + backward of a batch of 128 on 2 cores: width 12: 43 ms, 16: 53, 20: 71, 32: 131), so "
+        "they train for more epochs. The committee is the headline `calibrated` rule; the reference is one model. "
+        "*Minus reference*: paired difference per seed, points [bootstrap 95 %], on validation (**where a "
+        "candidate is chosen**) and on the 10,000 official test images (the final number); *significant*: seeds "
+        "where McNemar's p < 0.05 with the committee ahead / behind. *Training s* was measured with other work "
+        f"running on the machine at times: compare budgets by widths × epochs. {env['cpu']} "
+        f"({env.get('cpu_flags', '–')}), {env['threads']} threads, torch {env['torch']}.\n\n"
+    )
+    header = [
+        "candidate",
+        "members",
+        "seeds",
+        "training s",
+        "validation %",
+        "minus reference, validation",
+        "test %",
+        "minus reference, test",
+        "significant (ahead / behind)",
+        "cascade test %",
+    ]
+    for budget in dict.fromkeys(p["budget"] for p in doc["points"]):
+        out += f"## Budget: {budget}\n\n" + table(header, same_budget_rows(doc["points"], budget)) + "\n"
+    return out
 
 
 PAGES = {
@@ -692,6 +768,7 @@ PAGES = {
     "time-limit.md": time_limit_page,
     "price.md": price_page,
     "cascade.md": cascade_page,
+    "same-budget.md": same_budget_page,
 }
 
 

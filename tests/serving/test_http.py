@@ -99,6 +99,9 @@ FUZZ = [
     ("json ragged", dict(json={"arrays": [[1, 2], [3]]}), 400),
     ("json strings", dict(json={"arrays": [["a"] * 28] * 28}), 400),
     ("json out of range", dict(json={"arrays": (np.ones((28, 28)) * 300).tolist()}), 400),
+    # Issue 41, hostile input 6: each of these answered 500 with a traceback in the log.
+    *((f"json arrays {v!r}", dict(json={"arrays": v}), 400) for v in (5, 0.5, "x", None, True, {})),
+    ("json arrays of one number", dict(json={"arrays": [7]}), 400),
     ("json bad base64", dict(json={"images": ["%%%"]}), 400),
     ("json images not strings", dict(json={"images": [1]}), 400),
     ("json empty", dict(json={"images": []}), 400),

@@ -124,6 +124,8 @@ def as_uint8_images(arr: np.ndarray, input_shape: tuple[int, int, int] = (1, 28,
     expected = (h, w) if c == 1 else (c, h, w)
     if arr.ndim == len(expected):
         arr = arr[None]
+    if arr.ndim == 0:  # a lone number (a .npy of one scalar, JSON "arrays": 5) has no length to count
+        raise CommitteeError(f"expected shape (N, {', '.join(map(str, expected))}), got a single number")
     if len(arr) > current_limits().max_images:
         raise CommitteeError(f"{len(arr):,} images, over the cap of {current_limits().max_images:,} (--max-images)")
     if arr.shape[1:] != expected:

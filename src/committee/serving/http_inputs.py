@@ -72,6 +72,8 @@ def pictures_from_json(doc: object, rules: InputRules) -> tuple[list[str], np.nd
                 raise BadRequest(400, f"images[{i}]: not valid base64") from None
             pictures.append(decode_picture(data, f"images[{i}]", rules))
         return [f"images[{i}]" for i in range(len(pictures))], np.stack(pictures)
+    if not isinstance(doc["arrays"], list):
+        raise BadRequest(400, '"arrays" must be a list of images (nested lists of pixel numbers)')
     try:
         arr = np.asarray(doc["arrays"])
     except (ValueError, TypeError):
