@@ -120,7 +120,7 @@ def test_bad_member_name_flag_is_a_usage_error(run_copy, capsys):
 
 def test_temp_files_of_a_killed_report_or_export_are_removed(run_copy, capsys, tmp_path):
     """Fault 8: a killed report/export left temp files that only `train --resume` removed."""
-    stale_report = run_copy / ".report.html.abc123.tmp"
+    stale_report = run_copy / ".report.html.abc12345.tmp"  # mkstemp: 8 random characters
     stale_report.write_text("half a report")
     stale_onnx = tmp_path / ".c.onnx.xyz.tmp"
     stale_onnx.write_bytes(b"half a graph")

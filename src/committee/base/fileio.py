@@ -210,6 +210,40 @@ def regular_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def run_file(path: str | os.PathLike, root: str | os.PathLike, folder: bool = False) -> Path:
+    """``path`` if neither it nor any folder between ``root`` and it is a symbolic link, and it is a
+    regular file (``folder``: a real folder), or does not exist yet; else one line, nothing opened.
+
+    A run's files must be its own: a link to ``/etc/passwd`` is never hashed, read or quoted, a
+    ``figures/`` linked to another folder is never written into, and a FIFO never blocks a read.
+    """
+    path, root = Path(path), Path(root)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        raise CommitteeError(f"{path}: not inside the run directory {root}") from None
+    here = root
+    for i, part in enumerate(parts):
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            return path
+        except OSError as exc:
+            raise os_error(here, exc, "cannot read") from None
+        if stat.S_ISLNK(mode):
+            raise CommitteeError(f"{here}: a symbolic link; a run's files must be regular files inside it")
+        last = i == len(parts) - 1
+        if not last and not stat.S_ISDIR(mode):
+            raise CommitteeError(f"{here}: not a folder")
+        if last and folder and not stat.S_ISDIR(mode):
+            raise CommitteeError(f"{here}: not a folder")
+        if last and not folder and not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+            raise CommitteeError(f"{here}: {kind}, not a regular file; refusing to read it")
+    return path
+
+
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     """Parse a JSON file; a missing, unreadable or malformed one is a one-line error."""
     regular_file(path)

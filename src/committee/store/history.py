@@ -22,9 +22,18 @@ def read_history(path: Path) -> list[dict]:
     """The rows of a history.csv; anything unreadable (a FIFO, a bad number, a missing column) is one line."""
     try:
         with open(regular_file(path), newline="") as fh:
-            rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
-    except (OSError, ValueError, TypeError, csv.Error) as exc:
-        raise CommitteeError(f"{path}: unreadable history ({exc})") from None
+            rows = []
+            for i, row in enumerate(csv.DictReader(fh), start=2):
+                try:
+                    rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+                except (ValueError, TypeError):  # never quote the file: it may be another file's contents
+                    raise CommitteeError(
+                        f"{path}: unreadable history (line {i}: not a number where one is due)"
+                    ) from None
+    except OSError as exc:
+        raise CommitteeError(f"{path}: unreadable history ({exc.strerror or type(exc).__name__})") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise CommitteeError(f"{path}: unreadable history (not a CSV text file)") from None
     if any(set(row) != set(HISTORY_COLUMNS) for row in rows):
         raise CommitteeError(f"{path}: unreadable history (columns must be {','.join(HISTORY_COLUMNS)})")
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from committee.base.errors import CommitteeError
-from committee.base.fileio import regular_file, sha256_file
+from committee.base.fileio import regular_file, run_file, sha256_file
 from committee.base.names import inside
 from committee.store.run_dir import RunDir
 
@@ -29,7 +29,7 @@ def verify_run(run: RunDir) -> list[tuple[str, str]]:
         path = run.path / rel
         try:
             inside(run.path, path)
-            if sha256_file(regular_file(path)) != expected:
+            if sha256_file(regular_file(run_file(path, run.path))) != expected:
                 problems.append((rel, "contents differ from the checksum in manifest.json"))
         except CommitteeError as exc:
             problems.append((rel, str(exc).split(": ", 1)[-1]))
@@ -49,6 +49,9 @@ def content_problems(run: RunDir, already: set[str]) -> list[tuple[str, str]]:
     """Files whose bytes match but whose content makes no sense (each reader's own checks)."""
     readers = [("config.json", run.config), ("data.json", run.data_info), ("metrics.json", run.read_metrics)]
     readers += [(f"members/{n}/member.json", lambda n=n: run.member(n)) for n in run.finished_member_names()]
+    # Not recorded (they decide no prediction), but read by report and serve: the same refusals here.
+    readers += [("MODEL_CARD.md", run.model_card), ("figures", run.figure_paths)]
+    readers += [(f"members/{n}/history.csv", lambda n=n: run.history(n)) for n in run.finished_member_names()]
     problems = []
     for rel, read in readers:
         if rel in already:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from committee.base.errors import CommitteeError
-from committee.base.fileio import read_json, sha256_file, write_json
+from committee.base.fileio import read_json, run_file, sha256_file, write_json
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -38,12 +38,17 @@ class Manifest:
             if creating or not self.required or not (self.root / "config.json").exists():
                 return {}
             raise CommitteeError(f"{self.path}: missing, so this run's files cannot be checked; " + self.hint())
-        doc = read_json(self.path, "manifest")
+        doc = read_json(run_file(self.path, self.root), "manifest")
         files = doc.get("files") if isinstance(doc, dict) else None
         if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v) for k, v in files.items()
         ):
             raise CommitteeError(f"{self.path}: malformed (expected {{'files': {{path: sha256}}}}); " + self.hint())
+        if not files and self.required and not creating and any((self.root / "members").glob("*/member.json")):
+            # An emptied manifest would turn every check off, like a deleted one: refused the same way.
+            raise CommitteeError(
+                f"{self.path}: records no files, so this run's files cannot be checked; " + self.hint()
+            )
         return files
 
     def relative(self, path: Path) -> str:
@@ -63,7 +68,9 @@ class Manifest:
         write_json(self.path, {"format_version": 1, "files": dict(sorted(files.items()))})
 
     def check(self, path: Path) -> None:
-        """Refuse a file whose bytes differ from its recorded checksum (a file not recorded passes)."""
+        """Refuse a file that is not the run's own regular file (a symbolic link, a FIFO: never hashed), or
+        whose bytes differ from its recorded checksum (a file not recorded passes)."""
+        run_file(path, self.root)
         rel = self.relative(path)
         expected = self.files().get(rel)
         if expected is not None and sha256_file(path) != expected:

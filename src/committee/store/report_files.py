@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from committee.base.fileio import atomic_path, os_error, write_bytes, write_json, write_text
+from committee.base.errors import CommitteeError
+from committee.base.fileio import atomic_path, os_error, run_file, write_bytes, write_json, write_text
+
+# The most of MODEL_CARD.md we read (ours are a few kB): a huge or endless one is refused, never loaded.
+MAX_CARD_BYTES = 1 << 20
 
 
 class ReportFiles:
@@ -27,16 +31,18 @@ class ReportFiles:
         """A matplotlib figure as figures/<name> (PNG), written atomically; the figure is closed."""
         import matplotlib.pyplot as plt
 
+        run_file(self.path / "figures", self.path, folder=True)  # never write through a linked figures/
         with atomic_path(self.path / "figures" / name) as tmp:
             fig.savefig(tmp, format="png")
         plt.close(fig)
 
     def figure_paths(self) -> list[Path]:
         """The report's figures (PNG), to hand to an experiment tracker."""
-        return sorted((self.path / "figures").glob("*.png"))
+        folder = run_file(self.path / "figures", self.path, folder=True)
+        return sorted(run_file(p, self.path) for p in folder.glob("*.png"))
 
     def figure_bytes(self, name: str) -> bytes:
-        path = self.path / "figures" / name
+        path = run_file(self.path / "figures" / name, self.path)
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -50,6 +56,20 @@ class ReportFiles:
         return self._report_file("report.html"), self._report_file("report.md")
 
     def model_card(self) -> str | None:
-        """MODEL_CARD.md as written with the report, or None before the first report."""
-        path = self._report_file("MODEL_CARD.md")
-        return path.read_text(encoding="utf-8") if path.exists() else None
+        """MODEL_CARD.md as written with the report, or None before the first report; one that is not the
+        run's own regular file, over 1 MiB or not UTF-8 text is one line."""
+        path = run_file(self._report_file("MODEL_CARD.md"), self.path)
+        if not path.exists():
+            return None
+        try:
+            if path.stat().st_size > MAX_CARD_BYTES:
+                raise CommitteeError(
+                    f"{path}: {path.stat().st_size:,} bytes, over the {MAX_CARD_BYTES:,} a model card may have"
+                )
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommitteeError(
+                f"{path}: not UTF-8 text; re-make it with `committee report --run-dir {self.path}`"
+            ) from None
+        except OSError as exc:
+            raise os_error(path, exc, "cannot read") from None

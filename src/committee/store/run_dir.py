@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from committee.base.fileio import (
     os_error,
     read_json,
     read_npy,
+    run_file,
     sha256_file,
     write_bytes,
     write_json,
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 
 
 SPLIT_NAMES = ("train", "val", "test")
+# atomic_path's temporary files: ".<target>.<mkstemp's 8 random characters>.tmp", for the kinds of file we write.
+OUR_TEMP = re.compile(r"\.[\w.-]+\.(json|npy|npz|safetensors|csv|md|html|png)\.[a-z0-9_]{8}\.tmp")
 
 
 class RunDir(ReportFiles, TeacherFiles):
@@ -176,8 +180,11 @@ class RunDir(ReportFiles, TeacherFiles):
         self.save_config(cfg, environment)
 
     def remove_stale_temps(self) -> int:
-        """Delete temporary files left by a process killed mid-write (SIGKILL); returns how many."""
-        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        """Delete the temporary files our own writers left when killed mid-write (SIGKILL): named like
+        :func:`~committee.base.fileio.atomic_path` names them, never a user's own ``.*.tmp``; returns how many."""
+        stale = [
+            p for p in self.path.rglob(".*.tmp") if OUR_TEMP.fullmatch(p.name) and p.is_file() and not p.is_symlink()
+        ]
         for p in stale:
             p.unlink(missing_ok=True)
         return len(stale)
@@ -258,15 +265,15 @@ class RunDir(ReportFiles, TeacherFiles):
         write_text(self._member_dir(name) / "history.csv", history_csv(rows))
 
     def history(self, name: str) -> list[dict]:
-        path = self._member_dir(name) / "history.csv"
-        return read_history(path) if path.exists() else []
+        path = run_file(self._member_dir(name) / "history.csv", self.path)
+        return read_history(path) if os.path.lexists(path) else []
 
     def save_weights(self, name: str, model: torch.nn.Module, epoch: int) -> None:
         save_weights(model, self._member_dir(name) / "weights.safetensors", {"model": name, "epoch": str(epoch)})
 
     def load_weights(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
         path = self._member_dir(name) / "weights.safetensors"
-        if path.exists():
+        if os.path.lexists(path):
             self.manifest.check(path)
         return load_weights(model, path)
 
