@@ -264,6 +264,7 @@ def serving_page() -> str:
         "127.0.0.1 by concurrent clients running on the same machine; micro-batching at its defaults (up to 64 "
         "images, 5 ms wait). *Ratio*: images/s against in-process `Committee.predict` in batches of 64.\n\n"
         + table(["", "requests", "requests/s", "images/s", "p50 ms", "p99 ms", "ratio"], load_test_rows(load_doc))
+        + rule_load_sections()
         + "\n## Prediction sets\n\n"
         f"The `{sets['preset']}` committee ({', '.join(sets['members'])}) on {q['cpu']}, torch {q['torch']}: "
         f"thresholds fitted on the {sets['n_val']:,} validation images, coverage and set size measured on the "
@@ -273,6 +274,22 @@ def serving_page() -> str:
         "class (possible once accuracy exceeds 1 − α). The `vote` rule's probabilities are vote shares, a few "
         "discrete values, so its scores tie and its coverage lands above the target.\n"
     )
+
+
+def rule_load_sections() -> str:
+    """The same load test per rule on one run (``serve_load.py --rule R --out serve_load_<rule>.json``)."""
+    out = ""
+    for path in sorted(RESULTS.glob("serve_load_*.json")):
+        doc = json.loads(path.read_text())
+        if "served" not in doc:
+            continue
+        p = provenance(doc)
+        out += (
+            f"\n### `{doc['run']['rule']}` on {', '.join(doc['run']['members'])}\n\n`{p['command']}` on {p['cpu']}, "
+            f"{p['threads']} threads, torch {p['torch']}.\n\n"
+            + table(["", "requests", "requests/s", "images/s", "p50 ms", "p99 ms", "ratio"], load_test_rows(doc))
+        )
+    return out
 
 
 def mean_sd(values: list[float], digits: int = 2) -> str:

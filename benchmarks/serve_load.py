@@ -1,6 +1,7 @@
 """Load test of `committee serve` on loopback, against in-process `Committee.predict` on the same images.
 
     python benchmarks/serve_load.py --run-dir runs/quick [--clients 8] [--screenshot docs/guide/serve.png]
+    python benchmarks/serve_load.py --run-dir runs/fast --rule cascade --out benchmarks/results/serve_load_cascade.json
 
 Starts the service on a free 127.0.0.1 port, sends a bounded number of requests from N concurrent
 clients (single images, then batches of 64, as PNG uploads), stops the service, and writes
@@ -213,7 +214,9 @@ def main() -> None:
     p.add_argument("--batched", type=int, default=40, help="requests of 64 images")
     p.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     p.add_argument("--screenshot", type=Path, help="also save the page's screenshot here")
+    p.add_argument("--rule", help="the committee rule to serve (default: the run's, calibrated)")
     args = p.parse_args()
+    rule_flags = ("--rule", args.rule) if args.rule else ()
 
     import torch
 
@@ -224,7 +227,7 @@ def main() -> None:
 
     ds = load_dataset(allow_download=False)
     test = ds.images[ds.n_train_official :].numpy()
-    committee = Committee.load(args.run_dir)
+    committee = Committee.load(args.run_dir, *((args.rule,) if args.rule else ()))
     images = test[: max(args.single, 64 * args.batched)]
     doc = {
         "environment": environment("cpu"),
@@ -239,7 +242,7 @@ def main() -> None:
     pictures = [png(x) for x in images]
     singles = [multipart([pic]) for pic in pictures[: args.single]]
     batched_bodies = [multipart(pictures[i * 64 : (i + 1) * 64]) for i in range(args.batched)]
-    with serving(args.run_dir) as url:
+    with serving(args.run_dir, *rule_flags) as url:
         load(url, [multipart([p]) for p in pictures[:16]], 1, args.clients)  # warm-up
         before = batches_seen(url)
         single = load(url, singles, 1, args.clients)
@@ -248,7 +251,7 @@ def main() -> None:
         batched = load(url, batched_bodies, 64, args.clients)
         if args.screenshot:
             screenshot(url, test[0], args.screenshot)
-    with serving(args.run_dir, "--max-batch", "1") as url:  # the same load without micro-batching
+    with serving(args.run_dir, "--max-batch", "1", *rule_flags) as url:  # the same load without micro-batching
         load(url, [multipart([p]) for p in pictures[:16]], 1, args.clients)
         unbatched = load(url, singles, 1, args.clients)
     doc["served"] = {"single_images": single, "batches_of_64": batched, "single_images_unbatched": unbatched}

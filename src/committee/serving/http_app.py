@@ -24,15 +24,16 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from committee.serving.answers import prediction_rows
 from committee.serving.batching import MicroBatcher
 from committee.serving.http_inputs import BadRequest, InputRules, decode_picture, pictures_from_json
+from committee.serving.http_schema import CARD, PREDICT_BODY, PREDICTIONS
 from committee.serving.trained import Committee
 
 log = logging.getLogger("committee.serve")
@@ -186,17 +187,19 @@ def create_app(committee: Committee, settings: ServiceSettings | None = None) ->
     async def model() -> dict:
         return {**about, "batching": {**about["batching"], "batches": batcher.stats.batches}}
 
-    @app.get("/v1/model/card", response_class=PlainTextResponse)
-    async def model_card():
+    @app.get("/v1/model/card", response_class=Response, responses=CARD)
+    async def model_card() -> Response:
         if card is None:
             raise BadRequest(404, "this run has no MODEL_CARD.md yet (committee report writes it)")
-        return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
+        return Response(card, media_type="text/markdown; charset=utf-8")
 
-    @app.post("/v1/predict")
-    async def predict(request: Request, top_k: int = 3) -> JSONResponse:
+    k = len(committee.classes)
+
+    @app.post("/v1/predict", response_class=JSONResponse, responses=PREDICTIONS, openapi_extra=PREDICT_BODY)
+    async def predict(
+        request: Request, top_k: int = Query(3, ge=1, le=k, description=f"classes to list per image, 1..{k}")
+    ) -> JSONResponse:
         """Pictures in, the committee's answers out (see the module docstring for the body's forms)."""
-        if not 1 <= top_k <= len(committee.classes):
-            raise BadRequest(400, f"top_k must be 1..{len(committee.classes)}")
         names, images = await read_images(request, rules)
         try:
             pred = await asyncio.wait_for(batcher.predict(images), settings.timeout_s)
@@ -233,7 +236,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        # Its headers too: a 405 must say which methods the route allows (Allow, RFC 9110).
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
