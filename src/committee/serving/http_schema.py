@@ -23,7 +23,7 @@ WHY = {
 }
 
 
-def errors(*codes: int) -> dict:
+def error_responses(*codes: int) -> dict:
     """The ``responses`` entries of ``codes``, each ``{"error": ...}`` JSON."""
     return {
         code: {"description": WHY[code], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for code in codes
@@ -81,10 +81,10 @@ PREDICTIONS = {
             }
         },
     },
-    **errors(400, 413, 415, 422, 503),
+    **error_responses(400, 413, 415, 422, 503),
 }
 
 CARD = {
     200: {"description": "MODEL_CARD.md", "content": {"text/markdown": {"schema": {"type": "string"}}}},
-    **errors(404),
+    **error_responses(404),
 }
