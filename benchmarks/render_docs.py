@@ -772,8 +772,27 @@ def same_budget_page() -> str:
         "cascade test %",
     ]
     for budget in dict.fromkeys(p["budget"] for p in doc["points"]):
-        out += f"## Budget: {budget}\n\n" + table(header, same_budget_rows(doc["points"], budget)) + "\n"
+        out += f"## Budget: {budget}\n\n" + table(header, same_budget_rows(doc["points"], budget))
+        out += "\n" + same_budget_verdict(doc["points"], budget) + "\n\n"
     return out
+
+
+def same_budget_verdict(points: list[dict], budget: str) -> str:
+    """In words, from validation only: which candidate beats the reference there, or that none does."""
+    gains: dict[str, list[float]] = {}
+    for p in points:
+        if p["budget"] == budget and "minus_reference" in p:
+            gains.setdefault(p["candidate"], []).append(100 * p["minus_reference"]["val"]["gain"])
+    if not gains:
+        return "Only the reference is measured at this budget so far."
+    best = max(gains, key=lambda n: sum(gains[n]) / len(gains[n]))
+    mean = sum(gains[best]) / len(gains[best])
+    if mean <= 0:
+        return (
+            f"**Nothing tried beats the single model on validation at this budget**: the closest, {best}, is "
+            f"{mean:+.2f} points behind it (mean over {len(gains[best])} seed(s)). The preset keeps its members."
+        )
+    return f"On validation, {best} beats the single model by {mean:+.2f} points (mean over {len(gains[best])} seed(s))."
 
 
 PAGES = {

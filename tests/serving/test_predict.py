@@ -111,3 +111,17 @@ def test_predict_cli_json_and_errors(trained_run, tmp_path, capsys):
 
 def test_predict_unknown_rule(trained_run, capsys):
     assert main(["predict", "--run-dir", str(trained_run[0]), "x.png", "--rule", "median"]) == 2
+
+
+def test_predict_text_output_never_forges_a_line_or_an_escape(trained_run, tmp_path, capsys):
+    """Issue 41, hostile input 16: a newline in a file name forged a result line; ANSI escapes reached the terminal."""
+    run_dir, arrays = trained_run
+    forged = tmp_path / "a.png\nshirt.png: Trouser 99.9%"
+    painted = tmp_path / "\x1b[2J\x1b[31mred.png"
+    for path in (forged, painted):
+        Image.fromarray(arrays["test_images"][0]).save(path, format="PNG")
+    capsys.readouterr()
+    assert main(["predict", "--run-dir", str(run_dir), str(forged), str(painted)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 2  # one line per picture, whatever its name
+    assert "\x1b" not in out and "\\n" in out and "\\x1b" in out

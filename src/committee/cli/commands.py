@@ -13,7 +13,7 @@ import time
 
 from committee.base.errors import CommitteeError, UsageError
 from committee.base.machine import process_start_time
-from committee.cli.output import emit_json, fail, one_line_warnings
+from committee.cli.output import emit_json, fail, one_line_warnings, printable
 from committee.cli.parser import build_parser
 from committee.cli.serve import cmd_serve
 from committee.cli.students import cmd_distill
@@ -207,11 +207,11 @@ def print_predictions(rows: list[dict], errors: list[dict], cascade: bool = Fals
         )
         asked = f" | asked {' > '.join(p['stages'])}" if cascade else ""
         print(
-            f"{p['file']}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f}{in_set} "
+            f"{printable(p['file'])}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f}{in_set} "
             f"| {votes}{asked}{flags}"
         )
     for e in errors:
-        print(f"committee: error: {e['file']}: {e['error']}", file=sys.stderr)
+        print(f"committee: error: {printable(e['file'])}: {printable(e['error'])}", file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

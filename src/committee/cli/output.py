@@ -8,6 +8,14 @@ import warnings
 from committee.base.fileio import dumps
 
 
+def printable(name: str) -> str:
+    """A file name as a terminal line may hold it: control characters (a newline that would forge a line,
+    an ANSI escape that would repaint the terminal) written as escapes, the rest as it is."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
 def emit_json(obj: object) -> int:
     """Print one JSON document on stdout; returns the exit code 0."""
     sys.stdout.write(dumps(obj) + "\n")
