@@ -207,8 +207,8 @@ def print_predictions(rows: list[dict], errors: list[dict], cascade: bool = Fals
         )
         asked = f" | asked {' > '.join(p['stages'])}" if cascade else ""
         print(
-            f"{printable(p['file'])}: {tops}  | entropy {p['entropy']:.2f}, disagreement {p['disagreement']:.2f}{in_set} "
-            f"| {votes}{asked}{flags}"
+            f"{printable(p['file'])}: {tops}  | entropy {p['entropy']:.2f}, "
+            f"disagreement {p['disagreement']:.2f}{in_set} | {votes}{asked}{flags}"
         )
     for e in errors:
         print(f"committee: error: {printable(e['file'])}: {printable(e['error'])}", file=sys.stderr)
