@@ -26,8 +26,7 @@ from committee.base.fileio import read_json, write_json
 from committee.base.machine import cpu_signature, environment
 from committee.data.sources import load_cached
 from committee.evaluation.metrics import mcnemar, paired_bootstrap_ci
-from committee.evaluation.scoring import evaluate_run
-from committee.rules import combine
+from committee.evaluation.scoring import committee_probs, evaluate_run
 from committee.serving.trained import Committee
 from committee.store.run_dir import RunDir
 
@@ -59,7 +58,7 @@ def point(run_dir: Path, repeats: int, label: str | None = None) -> dict:
     cascade_pred, cascade_ms, cpred = timed(cascade, images, repeats)
     best_pred, best_ms, _ = timed(best, images, repeats)
     c = result.committees["cascade"]
-    saved_answers = combine("cascade", c.rule_params, run.member_probs(c.members, "test")).argmax(1)
+    saved_answers = committee_probs(run, c, "test").argmax(1)
     test = mcnemar(labels, cascade_pred, whole_pred)
     return {
         "run": str(run_dir),

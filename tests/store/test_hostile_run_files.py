@@ -113,3 +113,34 @@ def test_an_emptied_manifest_is_refused_like_a_lost_one(run_copy, tmp_path, caps
     (run_copy / "manifest.json").write_text('{"format_version": 1, "files": {}}')
     code, _, err = cli(capsys, "predict", "--run-dir", run_copy, tmp_path / "x.npy")
     assert code != 0 and "records no files" in err and "--rehash" in err
+
+
+def _rehashed(run_copy):
+    from committee.store.integrity import rehash_run
+    from committee.store.run_dir import RunDir
+
+    rehash_run(RunDir(run_copy))  # recorded on purpose: the checksums no longer catch it
+
+
+@pytest.mark.parametrize("shape", [(61, 10), (60, 9)])
+def test_probabilities_of_the_wrong_shape_are_one_line_everywhere(run_copy, tmp_path, capsys, shape):
+    """Hostile input 10: probs_test.npy of one row too many or one class too few, accepted by a rehash."""
+    import numpy as np
+
+    np.save(run_copy / "members" / "shallow" / "probs_test.npy", np.full(shape, 1 / shape[1], np.float32))
+    _rehashed(run_copy)
+    for argv in (["verify"], ["evaluate"], ["report"]):
+        code, out, err = cli(capsys, *argv, "--run-dir", run_copy)
+        assert code != 0 and "probs_test.npy: expected finite probabilities of shape (60, 10)" in out + err, argv
+
+
+def test_a_data_json_with_too_few_classes_is_one_line_everywhere(run_copy, tmp_path, capsys):
+    import json
+
+    doc = json.loads((run_copy / "data.json").read_text())
+    doc["classes"] = doc["classes"][:9]
+    (run_copy / "data.json").write_text(json.dumps(doc))
+    _rehashed(run_copy)
+    for argv in (["evaluate", "--run-dir", run_copy], ["predict", "--run-dir", run_copy, tmp_path / "x.npy"]):
+        code, _, err = cli(capsys, *argv)
+        assert code != 0 and "shape (20, 9)" in err, argv

@@ -187,6 +187,9 @@ class Committee:
         run = RunDir(run_dir)
         rule = "mean" if model else rule or DEFAULT_RULE
         names, params = fitted_rule(run, rule) if not model else one_model(run, model)
+        # Read (and check) the saved validation probabilities: a data.json that lost a class, or a member whose
+        # arrays do not fit the run's labels, is one line here rather than a wrong answer or an IndexError later.
+        run.member_probs(names, "val")
         members = {n: load_member(run, n) for n in names}
         precisions = {n: precision or run.member_info(n).get("precision", "fp32") for n in names}
         return cls(run, rule, members, params, run.class_names(), run.input_shape(), precisions)

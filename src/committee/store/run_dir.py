@@ -48,7 +48,8 @@ from committee.store.checks import data_info_problem, member_info_problem
 from committee.store.history import history_csv, read_history
 from committee.store.lock import run_lock
 from committee.store.manifest import Manifest
-from committee.store.records import MemberArtifacts, RunResult
+from committee.store.member_probs import MemberProbs
+from committee.store.records import RunResult
 from committee.store.report_files import ReportFiles
 from committee.store.teacher_files import TeacherFiles
 from committee.store.weights import load_weights, save_weights
@@ -62,14 +63,12 @@ SPLIT_NAMES = ("train", "val", "test")
 OUR_TEMP = re.compile(r"\.[\w.-]+\.(json|npy|npz|safetensors|csv|md|html|png)\.[a-z0-9_]{8}\.tmp")
 
 
-class RunDir(ReportFiles, TeacherFiles):
+class RunDir(ReportFiles, TeacherFiles, MemberProbs):
     """One run directory. ``keeps_manifest=False``: member writes leave manifest.json alone (a cluster
     worker writing in place beside other workers; the driver records the checksums with :meth:`record_member`)."""
 
     # The files of a finished member, in the order they are written (member.json last marks it finished).
-    # A member with test-time views also keeps its one-view probabilities (the cascade's cheap stage).
-    ONE_VIEW_FILES = ("probs_val_1view.npy", "probs_test_1view.npy")
-    PROBS_FILES = ("probs_val.npy", "probs_test.npy", *ONE_VIEW_FILES)
+    PROBS_FILES = ("probs_val.npy", "probs_test.npy", *MemberProbs.ONE_VIEW_FILES)
     MEMBER_FILES = ("weights.safetensors", "history.csv", *PROBS_FILES, "member.json")
     # What decides a prediction (history.csv only draws the training curves).
     RECORDED_MEMBER_FILES = ("weights.safetensors", *PROBS_FILES, "member.json")
@@ -388,39 +387,6 @@ class RunDir(ReportFiles, TeacherFiles):
         if not path.exists():
             return {"name": name}
         return self._checked_json(path, "member.json", lambda info: member_info_problem(info, name))
-
-    def member(self, name: str) -> MemberArtifacts:
-        d = self._member_dir(name)
-        probs_val = self._npy(d / "probs_val.npy")
-        probs_test = self._npy(d / "probs_test.npy") if (d / "probs_test.npy").exists() else None
-        for arr, what in ((probs_val, "probs_val"), (probs_test, "probs_test")):
-            if arr is not None and (arr.ndim != 2 or not np.isfinite(arr).all()):
-                raise CommitteeError(f"{d / what}.npy: expected a finite (N, classes) array, got shape {arr.shape}")
-        return MemberArtifacts(name, probs_val, probs_test, self.member_info(name), self.history(name))
-
-    def has_one_view(self, name: str) -> bool:
-        """Whether the member kept its one-view probabilities (a member with test-time views); one of the
-        two without the other is a damaged member, refused."""
-        have = [os.path.lexists(self._member_dir(name) / f) for f in self.ONE_VIEW_FILES]
-        if any(have) and not all(have):
-            lost = self.ONE_VIEW_FILES[have.index(False)]
-            raise CommitteeError(
-                f"{self._member_dir(name) / lost}: missing; {self.manifest.remedy(f'members/{name}/{lost}')}"
-            )
-        return all(have)
-
-    def member_probs(self, names: list[str], split: str, one_view: bool = False) -> np.ndarray:
-        """The members' saved probabilities on a split, stacked: ``(M, N, C)``; ``one_view``: those of
-        the plain image alone (each member must have them: :meth:`has_one_view`)."""
-        out = []
-        for n in names:
-            path = self._member_dir(n) / f"probs_{split}{'_1view' if one_view else ''}.npy"
-            if not os.path.lexists(path):
-                raise CommitteeError(
-                    f"{self._member_dir(n)}: no {'one-view ' if one_view else ''}{split} probabilities"
-                )
-            out.append(self._npy(path))  # only the probabilities: no member.json or history to read
-        return np.stack(out)
 
     # --- results and reports ---------------------------------------------------------
 
