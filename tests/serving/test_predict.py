@@ -125,3 +125,22 @@ def test_predict_text_output_never_forges_a_line_or_an_escape(trained_run, tmp_p
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 2  # one line per picture, whatever its name
     assert "\x1b" not in out and "\\n" in out and "\\x1b" in out
+
+
+def test_predict_on_a_folder_names_what_it_cannot_read(trained_run, tmp_path, capsys):
+    """Issue 41, hostile input 17: a FIFO, a broken link and a link to /dev/zero were skipped without a word."""
+    import os
+
+    run_dir, arrays = trained_run
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(arrays["test_images"][0]).save(folder / "good.png")
+    os.mkfifo(folder / "fifo.png")
+    (folder / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    capsys.readouterr()
+    assert main(["predict", "--run-dir", str(run_dir), str(folder)]) == 1  # one read, three refused
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 and "good.png" in captured.out
+    for name in ("fifo.png", "broken.png", "zero.png"):
+        assert f"{name}:" in captured.err, name

@@ -144,11 +144,13 @@ def as_uint8_images(arr: np.ndarray, input_shape: tuple[int, int, int] = (1, 28,
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
-    """Files as given; directories expanded recursively (image and .npy files, sorted)."""
+    """Files as given; directories expanded recursively (image and .npy files, sorted). Every entry with an
+    image's name is kept, a FIFO, a broken link or a link to a device too, so that it is refused by name
+    when read, never skipped without a word."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+            out += sorted(f for f in p.rglob("*") if not f.is_dir() and f.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
         else:
             out.append(p)
     return out
