@@ -144,3 +144,15 @@ def test_a_data_json_with_too_few_classes_is_one_line_everywhere(run_copy, tmp_p
     for argv in (["evaluate", "--run-dir", run_copy], ["predict", "--run-dir", run_copy, tmp_path / "x.npy"]):
         code, _, err = cli(capsys, *argv)
         assert code != 0 and "shape (20, 9)" in err, argv
+
+
+def test_a_metrics_file_of_the_wrong_outline_is_one_clear_line(run_copy, tmp_path, capsys):
+    """Hostile input 18: `committees: []` gave "'list' object has no attribute 'items'"."""
+    import json
+
+    doc = json.loads((run_copy / "metrics.json").read_text())
+    doc["committees"] = []
+    (run_copy / "metrics.json").write_text(json.dumps(doc))
+    _rehashed(run_copy)
+    code, _, err = cli(capsys, "predict", "--run-dir", run_copy, tmp_path / "x.npy")
+    assert code != 0 and "'committees' must be an object of name -> scores, got list" in err

@@ -141,6 +141,10 @@ def check_classes(classes: tuple[str, ...], source: str) -> None:
         )
     seen: set[str] = set()
     for c in classes:
+        if not c.strip() or not c.isprintable():
+            raise CommitteeError(
+                f"{source}: class name {c!r} is empty or holds control characters (a newline, an escape)"
+            )
         if c in seen:
             raise CommitteeError(f"{source}: class name {c!r} appears twice; class names must be distinct")
         if c.strip().lower() in RESERVED_CLASS_NAMES:

@@ -19,6 +19,8 @@ def data_info_problem(info: object) -> str | None:
             return f"'classes' must hold 2 to {current_limits().max_classes} names, has {len(classes)}"
         if len(set(classes)) != len(classes):
             return "'classes' names a class twice"
+        if any(not c.strip() or not c.isprintable() for c in classes):
+            return "'classes' holds an empty name or one with control characters (a newline, an escape)"
     shape = info.get("input_shape")
     if shape is not None and not (
         isinstance(shape, list)
@@ -28,6 +30,16 @@ def data_info_problem(info: object) -> str | None:
         and 4 <= shape[1] == shape[2] <= 512
     ):
         return f"'input_shape' must be [C, S, S] with C 1 or 3 and S 4-512, got {shape!r}"
+    return None
+
+
+def metrics_problem(doc: object) -> str | None:
+    """What is wrong with a metrics.json's outline (None: nothing), before any field is read."""
+    if not isinstance(doc, dict):
+        return "not a metrics file (expected a JSON object)"
+    for key in ("members", "committees"):
+        if not isinstance(doc.get(key, {}), dict):
+            return f"'{key}' must be an object of name -> scores, got {type(doc[key]).__name__}"
     return None
 
 

@@ -44,7 +44,7 @@ from committee.config.run_config import RunConfig
 from committee.data.dataset import CLASS_NAMES
 from committee.store import swap
 from committee.store.checkpoint import load_checkpoint, save_checkpoint
-from committee.store.checks import data_info_problem, member_info_problem
+from committee.store.checks import data_info_problem, member_info_problem, metrics_problem
 from committee.store.history import history_csv, read_history
 from committee.store.lock import run_lock
 from committee.store.manifest import Manifest
@@ -395,7 +395,7 @@ class RunDir(ReportFiles, TeacherFiles, MemberProbs):
         path = self._file("metrics.json")
         if not path.exists():
             return None
-        doc = self._checked_json(path, "metrics", lambda d: None if isinstance(d, dict) else "not a metrics file")
+        doc = self._checked_json(path, "metrics", metrics_problem)
         return RunResult.from_dict(doc, str(path))
 
     def write_metrics(self, result: RunResult) -> Path:
