@@ -63,6 +63,7 @@ def point(run_dir: Path, repeats: int, label: str | None = None) -> dict:
     return {
         "run": str(run_dir),
         "preset": label or cfg.preset,
+        "cpu": cpu_signature(),  # times compare only within one CPU
         "seed": cfg.seed,
         "members": result.committees["cascade"].members,
         "best_member": result.best_member,
@@ -154,7 +155,8 @@ def main() -> None:
             write_json(path, doc)
             continue
         p = point(run_dir, args.repeats, args.preset_label)
-        doc["points"] = [q for q in doc["points"] if (q["preset"], q["seed"]) != (p["preset"], p["seed"])] + [p]
+        same = (p["preset"], p["seed"], p["cpu"])
+        doc["points"] = [q for q in doc["points"] if (q["preset"], q["seed"], q.get("cpu")) != same] + [p]
         print(
             f"{p['preset']} seed {p['seed']}: committee {100 * p['committee']['test_acc']:.2f}% "
             f"{p['committee']['measured_ms_per_1000']:.1f} ms, cascade {100 * p['cascade']['test_acc']:.2f}% "
