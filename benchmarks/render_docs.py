@@ -671,13 +671,15 @@ def cascade_page() -> str:
         return HEADER + "# The cascade\n\nNot measured yet: `python benchmarks/cascade.py --runs RUN ...`.\n"
     doc = load("cascade.json")
     p = provenance(doc)
+    repeats = " or ".join(sorted({str(q["repeats"]) for q in doc["points"]}))
     return (
         HEADER + "# The cascade\n\n"
         f"`{p['command']}`, {p['threads']} threads, torch {p['torch']}, each row on the CPU it names (compare "
-        "times only within one CPU: the time ratios are each measured in one sitting), over runs trained beforehand with `committee run --preset P --seed S` (one seed per row). "
+        "times only within one CPU: the time ratios are each measured in one sitting), over runs trained "
+        "beforehand with `committee run --preset P --seed S` (one seed per row). "
         "The cascade's threshold is fitted on validation (default: the cheapest that gets at most 0.1 % of the "
         "validation images wrong that the whole committee gets right); every time is **measured**: the median of "
-        f"{' or '.join(sorted({str(q['repeats']) for q in doc['points']}))} passes of `Committee.explain` over the 10,000 official test images "
+        f"{repeats} passes of `Committee.explain` over the 10,000 official test images "
         "after a warm-up, the cascade's stages really running on the shrinking set of open images. In brackets, "
         "the cascade's expected cost from the members' measured costs (what metrics.json holds). The committee "
         "is `calibrated` (the mean's predictions, temperature-scaled on validation).\n\n"
