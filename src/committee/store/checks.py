@@ -19,8 +19,8 @@ def data_info_problem(info: object) -> str | None:
             return f"'classes' must hold 2 to {current_limits().max_classes} names, has {len(classes)}"
         if len(set(classes)) != len(classes):
             return "'classes' names a class twice"
-        if any(not c.strip() or not c.isprintable() for c in classes):
-            return "'classes' holds an empty name or one with control characters (a newline, an escape)"
+        if any(not c.strip() for c in classes):
+            return "'classes' holds an empty name"
     shape = info.get("input_shape")
     if shape is not None and not (
         isinstance(shape, list)

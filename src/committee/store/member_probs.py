@@ -46,7 +46,10 @@ class MemberProbs:
     def _probs(self, path: Path, split: str) -> np.ndarray:
         """One saved probability array ``(N, C)``, finite, with a row per ``split`` label and a column per class."""
         arr = self._npy(path)
-        labels, k = self.labels(split), len(self.class_names())
+        try:
+            labels, k = self.labels(split), len(self.class_names())
+        except CommitteeError:  # data.json or the labels are damaged: their own refusal names them, not this file
+            labels, k = None, arr.shape[1] if arr.ndim == 2 else 0
         rows = len(labels) if labels is not None else arr.shape[0] if arr.ndim else 0
         if arr.ndim != 2 or arr.shape != (rows, k) or not np.isfinite(arr).all():
             raise CommitteeError(f"{path}: expected finite probabilities of shape ({rows}, {k}), got shape {arr.shape}")
