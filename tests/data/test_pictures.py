@@ -68,3 +68,52 @@ def test_runs_made_before_the_option_keep_squashing():
     del d["fit"]
     assert RunConfig.from_dict(d).fit == "squash"
     assert RunConfig.from_dict(d).data_spec().fit == "squash"
+
+
+def test_a_large_transparent_png_costs_its_decoded_pixels_about_once():
+    """Issue 41, hostile input 8: an RGBA picture was copied four times over at full size (RGBA,
+    background, blend, gray); now it is box-reduced first. Peak memory measured in a fresh process."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, resource, numpy as np\n"
+        "from PIL import Image\n"
+        "from committee.data.user_images import decode_image\n"
+        "a = np.zeros((4000, 4000, 4), np.uint8); a[..., 3] = 255; a[1000:2000, 1000:2000, :3] = 200\n"
+        "buf = io.BytesIO(); Image.fromarray(a, 'RGBA').save(buf, format='PNG', compress_level=1); del a\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "out = decode_image(io.BytesIO(buf.getvalue()))\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024, out.shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    decoded = 4000 * 4000 * 4
+    assert out[1:] == ["(28,", "28)"]
+    assert int(out[0]) < 3.2 * decoded  # before: 4.2x; now about 2.2x
+
+
+def test_a_reduced_picture_keeps_its_garment_where_it_was():
+    big = np.zeros((3000, 6000), np.uint8)
+    big[1000:2000, 3000:4500] = 255
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "PNG")
+    small = io.BytesIO()
+    Image.fromarray(big[::5, ::5]).save(small, "PNG")
+    a, b = decode_image(io.BytesIO(buf.getvalue())), decode_image(io.BytesIO(small.getvalue()))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 3  # the same picture at two sizes, one answer
+
+
+def test_float_pictures_with_nan_or_infinite_pixels_are_refused():
+    from committee.base.errors import CommitteeError
+
+    for bad in (np.nan, np.inf):
+        pixels = np.zeros((30, 30), np.float32)
+        pixels[4, 4] = bad
+        buf = io.BytesIO()
+        Image.fromarray(pixels, mode="F").save(buf, "TIFF")
+        for shape in (None, (1, 28, 28)):
+            with pytest.raises(CommitteeError, match="NaN or infinite"):
+                decode_image(io.BytesIO(buf.getvalue()), "auto", shape)
+    fine = io.BytesIO()
+    Image.fromarray(np.full((30, 30), 0.5, np.float32), mode="F").save(fine, "TIFF")
+    assert decode_image(io.BytesIO(fine.getvalue())).shape == (28, 28)

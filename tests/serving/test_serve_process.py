@@ -18,6 +18,7 @@ from PIL import Image
 from conftest import REAL_DIR, real_data_available
 
 pytest.importorskip("uvicorn")
+HEADER_TIMEOUT = 1.5
 
 
 def free_port() -> int:
@@ -38,6 +39,7 @@ def server(finished_run, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "stderr.txt"
     env = {**os.environ, "XDG_CACHE_HOME": str(finished_run.parent / "cache")}
     cmd = [sys.executable, "-m", "committee", "serve", "--run-dir", str(finished_run), "--port", str(port)]
+    cmd += ["--header-timeout", str(HEADER_TIMEOUT), "--max-header-kb", "16"]
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -152,3 +154,53 @@ def test_the_serving_pages_python_example(server, finished_run, tmp_path, monkey
     out = capsys.readouterr().out
     probability = float(re.search(r" (0\.\d+|1\.0) \[", out).group(1))  # label, probability, set, notes
     assert 0 < probability <= 1 and out.split(" ")[0]
+
+
+def raw_exchange(port: int, chunks, pause: float = 0.0, wait: float = 10.0) -> tuple[bytes, float]:
+    """Send ``chunks`` (bytes each, ``pause`` s apart, stopping if the server closes); return what the
+    server answered before closing, and the seconds until it closed."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        try:
+            for chunk in chunks:
+                s.sendall(chunk)
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        received = b""
+        try:
+            while data := s.recv(65536):
+                received += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return received, time.monotonic() - start
+
+
+def test_oversized_headers_are_a_431_and_a_closed_connection(server):
+    """Issue 41, hostile input 9: a 200 MB header was read whole, holding /healthz for everyone."""
+    url, proc, port, log = server
+    flood = (b"x" * 60_000 for _ in range(4000))  # up to 240 MB, if the server kept reading
+    head = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: "
+    answer, seconds = raw_exchange(port, [head, *flood])
+    assert answer.startswith(b"HTTP/1.1 431") and b"--max-header-kb" in answer
+    assert seconds < 5
+    assert get(url + "/healthz") == {"status": "ok"}
+
+
+def test_a_slow_client_is_cut_off_at_the_header_timeout(server):
+    url, proc, port, log = server
+    drip = [b"GET /healthz HTTP/1.1\r\n"] + [b"x-slow: 1\r\n"] * 20  # one header line every 0.5 s: 10 s
+    answer, seconds = raw_exchange(port, drip, pause=0.5)
+    assert answer.startswith(b"HTTP/1.1 408") and b"--header-timeout" in answer
+    assert HEADER_TIMEOUT <= seconds < HEADER_TIMEOUT + 3
+    silent, seconds = raw_exchange(port, [])  # connects and sends nothing at all
+    assert silent.startswith(b"HTTP/1.1 408") and seconds < HEADER_TIMEOUT + 3
+    # A request sent at once is untouched, and so is a keep-alive connection's second request.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for _ in range(2):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            reply = s.recv(65536)
+            while not reply.endswith(b"}"):
+                reply += s.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b'{"status":"ok"}')
+            time.sleep(HEADER_TIMEOUT + 0.5)  # idle between requests: the keep-alive's business, not ours

@@ -42,7 +42,34 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--max-body-mb", type=positive_float, default=16.0, metavar="MB", help="request body cap (16 MB)")
     g.add_argument("--max-request-images", type=positive_int, default=256, metavar="N", help="images per request (256)")
-    g.add_argument("--timeout", type=positive_float, default=30.0, metavar="S", help="seconds per request (30)")
+    g.add_argument(
+        "--max-decoded-mb",
+        type=positive_float,
+        default=512.0,
+        metavar="MB",
+        help="decoded pictures in flight across all requests; a request waits for room, within its --timeout (512 MB)",
+    )
+    g.add_argument(
+        "--max-header-kb",
+        type=positive_float,
+        default=64.0,
+        metavar="KB",
+        help="request headers over this are refused with 431 and the connection closed (64 KB)",
+    )
+    g.add_argument(
+        "--header-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="a request's headers must arrive within this (slow clients get 408 and are cut off; 10 s)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds per request once its headers are in: reading its body, decoding, answering (30)",
+    )
 
 
 def check_port(host: str, port: int) -> None:
@@ -61,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from committee.serving.http_app import ServiceSettings, create_app
+        from committee.serving.http_guard import guarded
     except ImportError as exc:
         raise UsageError(f"committee serve needs FastAPI and uvicorn: pip install 'committee[serve]' ({exc})") from None
     from committee.serving.trained import Committee
@@ -82,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
         max_request_images=args.max_request_images,
         timeout_s=args.timeout,
+        max_decoded_bytes=int(args.max_decoded_mb * (1 << 20)),
     )
     app = create_app(committee, settings)
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -91,5 +120,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    protocol = guarded(int(args.max_header_kb * 1024), args.header_timeout)
+    uvicorn.run(app, host=args.host, port=args.port, http=protocol, log_level="warning", access_log=False)
     return 0

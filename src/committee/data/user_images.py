@@ -9,6 +9,8 @@ detected from the border (a light border means a light background) unless forced
 
 from __future__ import annotations
 
+import io
+import math
 import warnings
 from pathlib import Path
 
@@ -23,6 +25,40 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# A Fashion-MNIST style picture ends at 28x28: one over this side is box-reduced first, so a large
+# transparent PNG costs its decoded pixels about once, not four times over (RGBA copy, background, blend).
+REDUCE_SIDE = 2048
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA")
+
+
+def decoded_bytes(data: bytes) -> int:
+    """What one encoded picture decodes to (its first frame, width x height x bands bytes), from its
+    header alone; 0 when the header cannot be read (decoding then says why in one line)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return im.width * im.height * max(1, len(im.getbands()))
+    except Exception:  # noqa: BLE001 -- any header PIL cannot read is refused by decode_image itself
+        return 0
+
+
+def shrunk(im):
+    """The picture box-reduced to at most REDUCE_SIDE on its longer side (itself when it is smaller)."""
+    side = max(im.size)
+    if side <= REDUCE_SIDE:
+        return im
+    if im.mode not in REDUCIBLE_MODES:
+        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "L")
+    return im.reduce(math.ceil(side / REDUCE_SIDE))
+
+
+def finite_pixels(im) -> None:
+    """A float picture (a TIFF of mode F) with NaN or infinite pixels is refused, as JSON NaN is."""
+    if im.mode == "F" and not np.isfinite(np.asarray(im)).all():
+        raise CommitteeError("image has NaN or infinite pixels")
 
 
 def to_fashion_mnist(gray: np.ndarray, invert: str = "auto") -> np.ndarray:
@@ -81,9 +117,10 @@ def decode_image(
                     cap = current_limits().max_pixels
                     raise CommitteeError(f"image too large ({im.width}x{im.height} pixels, cap {cap:,}: --max-pixels)")
                 im.seek(0)  # first frame of an animation
+                finite_pixels(im)
                 if input_shape is not None:
                     return convert(im, input_shape[1], input_shape[0] == 3, fit)
-                im = upright(im)
+                im = shrunk(upright(im))
                 if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
                     # Transparent areas become white, like the product photos' studio background.
                     rgba = im.convert("RGBA")

@@ -32,7 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from committee.serving.answers import prediction_rows
 from committee.serving.batching import MicroBatcher
-from committee.serving.http_inputs import BadRequest, InputRules, decode_picture, pictures_from_json
+from committee.serving.decoding import Decoder
+from committee.serving.http_inputs import BadRequest, InputRules, pictures_from_json
 from committee.serving.http_schema import CARD, PREDICT_BODY, PREDICTIONS
 from committee.serving.trained import Committee
 
@@ -52,7 +53,8 @@ class ServiceSettings:
     max_wait_ms: float = 5.0
     max_body_bytes: int = 16 << 20
     max_request_images: int = 256
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per request: reading its body, decoding and answering
+    max_decoded_bytes: int = 512 << 20  # decoded pictures in flight across requests
 
 
 class BodyLimit:
@@ -115,12 +117,14 @@ def model_document(committee: Committee, settings: ServiceSettings, gate, sets) 
             "max_body_bytes": settings.max_body_bytes,
             "max_request_images": settings.max_request_images,
             "timeout_s": settings.timeout_s,
+            "max_decoded_bytes": settings.max_decoded_bytes,
         },
     }
 
 
-async def read_images(request: Request, rules: InputRules) -> tuple[list[str], np.ndarray]:
-    """(names, uint8 images ``(N, ...)``) from a multipart or JSON request."""
+async def read_images(request: Request, rules: InputRules, decode) -> tuple[list[str], np.ndarray]:
+    """(names, uint8 images ``(N, ...)``) from a multipart or JSON request; ``decode`` turns
+    ``(name, bytes)`` pairs into images (:func:`committee.serving.decoding.decode_within_budget`)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
@@ -141,9 +145,7 @@ async def read_images(request: Request, rules: InputRules) -> tuple[list[str], n
             raise BadRequest(400, f"unreadable multipart body ({exc})") from None
         if not files:
             raise BadRequest(400, "no image files in the form (send them as multipart files, e.g. field 'files')")
-        # All of a request's pictures in one trip to a worker thread (a trip each costs more than a small PNG).
-        pictures = await run_in_threadpool(lambda: [decode_picture(data, name, rules) for name, data in files])
-        return [name for name, _ in files], np.stack(pictures)
+        return [name for name, _ in files], await decode(files)
     if kind == "application/json":
         try:
             doc = await request.json()
@@ -151,7 +153,10 @@ async def read_images(request: Request, rules: InputRules) -> tuple[list[str], n
             raise
         except Exception:
             raise BadRequest(400, "body is not valid JSON") from None
-        return await run_in_threadpool(pictures_from_json, doc, rules)
+        names, pictures = await run_in_threadpool(pictures_from_json, doc, rules)
+        if isinstance(pictures, np.ndarray):
+            return names, pictures
+        return names, await decode(list(zip(names, pictures)))
     raise BadRequest(415, f"content type {kind or 'missing'}: send multipart/form-data files or application/json")
 
 
@@ -167,15 +172,18 @@ def create_app(committee: Committee, settings: ServiceSettings | None = None) ->
     batcher = MicroBatcher(committee.explain, settings.max_batch, settings.max_wait_ms)
     card = committee.run.model_card()
     about = model_document(committee, settings, gate, sets)
+    decode = Decoder(rules, settings.max_decoded_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        decode.start()
         await batcher.start()
         yield
         await batcher.stop()
+        decode.stop()
 
     app = FastAPI(title="committee", summary="A trained committee of image classifiers", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher, app.state.decoder = batcher, decode
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     add_error_handlers(app)
 
@@ -200,11 +208,12 @@ def create_app(committee: Committee, settings: ServiceSettings | None = None) ->
         request: Request, top_k: int = Query(3, ge=1, le=k, description=f"classes to list per image, 1..{k}")
     ) -> JSONResponse:
         """Pictures in, the committee's answers out (see the module docstring for the body's forms)."""
-        names, images = await read_images(request, rules)
-        try:
-            pred = await asyncio.wait_for(batcher.predict(images), settings.timeout_s)
+        try:  # the timeout covers the whole request: a slow body, waiting for the pixel budget, decoding
+            async with asyncio.timeout(settings.timeout_s):
+                names, images = await read_images(request, rules, decode)
+                pred = await batcher.predict(images)
         except TimeoutError:
-            raise BadRequest(503, f"no answer within {settings.timeout_s:g} s; try again") from None
+            raise BadRequest(503, f"no answer within {settings.timeout_s:g} s (--timeout); try again") from None
         # A JSONResponse as is: FastAPI's jsonable_encoder would walk every row again (a third of the time).
         return JSONResponse({"predictions": prediction_rows(pred, names, top_k, gate, sets)})
 

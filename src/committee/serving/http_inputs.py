@@ -55,8 +55,9 @@ def decode_picture(data: bytes, name: str, rules: InputRules) -> np.ndarray:
         raise BadRequest(400, f"{name}: {exc}") from None
 
 
-def pictures_from_json(doc: object, rules: InputRules) -> tuple[list[str], np.ndarray]:
-    """(names, uint8 images) from ``{"images": [base64, ...]}`` or ``{"arrays": [...]}``."""
+def pictures_from_json(doc: object, rules: InputRules) -> tuple[list[str], np.ndarray | list[bytes]]:
+    """(names, uint8 images) from ``{"arrays": [...]}``, or (names, encoded pictures still to decode)
+    from ``{"images": [base64, ...]}``: decoding is the caller's, under the service's pixel budget."""
     if not isinstance(doc, dict) or not ({"images", "arrays"} & set(doc)):
         raise BadRequest(400, 'JSON body must be an object with "images" (base64 pictures) or "arrays" (uint8 pixels)')
     if "images" in doc:
@@ -70,8 +71,8 @@ def pictures_from_json(doc: object, rules: InputRules) -> tuple[list[str], np.nd
                 data = base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text, validate=True)
             except (binascii.Error, ValueError):
                 raise BadRequest(400, f"images[{i}]: not valid base64") from None
-            pictures.append(decode_picture(data, f"images[{i}]", rules))
-        return [f"images[{i}]" for i in range(len(pictures))], np.stack(pictures)
+            pictures.append(data)
+        return [f"images[{i}]" for i in range(len(pictures))], pictures
     if not isinstance(doc["arrays"], list):
         raise BadRequest(400, '"arrays" must be a list of images (nested lists of pixel numbers)')
     try:
