@@ -70,7 +70,8 @@ def test_time_limit_with_a_preset_scales_its_epochs(synthetic_dir, tmp_path, cap
 def mlflow_client(uri: str):
     import os
 
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    if uri.startswith("file:"):
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # only the tests below that ask for a file store
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -81,33 +82,121 @@ def child_runs(client, parent) -> dict:
     return {r.data.tags["committee.member"]: r for r in runs}
 
 
-def test_mlflow_gets_params_metrics_per_epoch_and_artifacts(synthetic_dir, tmp_path, capsys):
-    uri = (tmp_path / "mlruns").as_uri()
+def clean_env() -> dict:
+    """This environment without a single MLFLOW_* variable: what a user's shell has."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
+# Run in a fresh process without MLFLOW_* variables: what `MlflowClient()` shows a user of the store.
+READ_BACK = """
+import json, sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+parent = client.get_run(sys.argv[2])
+children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+print(json.dumps({
+    "status": parent.info.status,
+    "params": parent.data.params,
+    "tags": parent.data.tags,
+    "artifacts": sorted(a.path for a in client.list_artifacts(parent.info.run_id)),
+    "figures": sorted(a.path for a in client.list_artifacts(parent.info.run_id, "figures")),
+    "members": {
+        c.data.tags["committee.member"]: {
+            key: sorted([m.step, m.value] for m in client.get_metric_history(c.info.run_id, key))
+            for key in ("val_acc", "train_loss", "train_acc", "val_loss", "lr", "images_per_s")
+        }
+        for c in children
+    },
+}))
+"""
+
+
+def test_mlflow_default_store_is_read_back_by_mlflows_own_client_and_server(
+    synthetic_dir, tmp_path, capsys, monkeypatch
+):
+    """Issue 41, part 3: ``--track mlflow`` wrote a file store MLflow 3 refuses to open; now it is
+    MLflow's own default, ./mlflow.db, read here with no MLFLOW_* variable by its client and its server."""
+    import subprocess
+    import urllib.request
+
+    monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     args = ("--members", "shallow,wide_deep", "--epochs", "3", "--rules", "mean")
-    code, _, err = cli(
-        capsys, "run", "--run-dir", run_dir, *args, "--track", f"mlflow:{uri}", *data_args(synthetic_dir)
-    )
+    code, _, err = cli(capsys, "run", "--run-dir", run_dir, *args, "--track", "mlflow", *data_args(synthetic_dir))
     assert code == 0, err
-    client = mlflow_client(uri)
     ids = RunDir(run_dir).read_doc("tracking.json")["mlflow"]
-    parent = client.get_run(ids["run_id"])
-    assert parent.info.status == "FINISHED"
-    assert json.loads(parent.data.params["members"]) == ["shallow", "wide_deep"]
-    assert parent.data.params["seed"] == "0" and "committee.cpu" in parent.data.tags
-    children = child_runs(client, parent)
-    assert set(children) == {"shallow", "wide_deep"}
-    for name, child in children.items():
-        history = client.get_metric_history(child.info.run_id, "val_acc")
-        assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3]
-        saved = [row["val_acc"] for row in RunDir(run_dir).history(name)]
-        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(saved)
-        for key in ("train_loss", "train_acc", "val_loss", "lr", "images_per_s"):
-            assert len(client.get_metric_history(child.info.run_id, key)) == 3
-    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"metrics.json", "report.html", "MODEL_CARD.md", "config.json", "figures"} <= artifacts
-    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
-    assert "figures/reliability.png" in figures
+    db = tmp_path / "mlflow.db"
+    assert ids["uri"] == f"sqlite:///{db}" and db.is_file() and not (tmp_path / "mlruns" / "0" / "meta.yaml").exists()
+    cmd = [sys.executable, "-c", READ_BACK, ids["uri"], ids["run_id"]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "FINISHED" and json.loads(doc["params"]["members"]) == ["shallow", "wide_deep"]
+    assert doc["params"]["seed"] == "0" and "committee.cpu" in doc["tags"]
+    assert set(doc["members"]) == {"shallow", "wide_deep"}
+    for name, metrics in doc["members"].items():
+        saved = RunDir(run_dir).history(name)
+        assert [step for step, _ in metrics["val_acc"]] == [1, 2, 3]
+        assert [value for _, value in metrics["val_acc"]] == pytest.approx([row["val_acc"] for row in saved])
+        assert all(len(metrics[key]) == 3 for key in metrics)
+    assert {"metrics.json", "report.html", "MODEL_CARD.md", "config.json", "figures"} <= set(doc["artifacts"])
+    assert "figures/reliability.png" in doc["figures"]
+    with mlflow_server(ids["uri"], tmp_path) as base:
+        run = fetch_json(f"{base}/api/2.0/mlflow/runs/get?run_id={ids['run_id']}")["run"]
+        assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "run"
+        assert {p["key"]: p["value"] for p in run["data"]["params"]}["seed"] == "0"
+        listed = fetch_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={ids['run_id']}")
+        assert "metrics.json" in {f["path"] for f in listed["files"]}
+        url = f"{base}/get-artifact?path=metrics.json&run_uuid={ids['run_id']}"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert json.loads(r.read()) == RunDir(run_dir).read_doc("metrics.json")
+
+
+def fetch_json(url: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+class mlflow_server:
+    """``mlflow server`` on a free loopback port against ``uri``, one worker; stopped on exit."""
+
+    def __init__(self, uri: str, cwd):
+        self.uri, self.cwd = uri, cwd
+
+    def __enter__(self) -> str:
+        import shutil
+        import socket
+        import subprocess
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        exe = shutil.which("mlflow", path=str(__import__("pathlib").Path(sys.executable).parent))
+        cmd = [exe, "server", "--backend-store-uri", self.uri, "--host", "127.0.0.1", "--port", str(port), "-w", "1"]
+        self.log = open(self.cwd / "mlflow-server.log", "w")  # noqa: SIM115 -- closed in __exit__
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=clean_env(), stdout=self.log, stderr=self.log)
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+        while True:
+            try:
+                fetch_json(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")
+                return base
+            except OSError:
+                assert self.proc.poll() is None, (self.cwd / "mlflow-server.log").read_text()
+                assert time.monotonic() < deadline, "mlflow server did not start in 90 s"
+                time.sleep(0.5)
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 -- a server that ignores SIGTERM is killed
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
 def test_a_resumed_run_continues_the_same_mlflow_runs_without_duplicate_steps(
@@ -115,7 +204,7 @@ def test_a_resumed_run_continues_the_same_mlflow_runs_without_duplicate_steps(
 ):
     from committee.training import loop
 
-    uri = (tmp_path / "mlruns").as_uri()
+    uri = f"sqlite:///{tmp_path / 'm.db'}"  # resumed against a SQLite store, as by default
     run_dir = tmp_path / "run"
     real = loop.run_epoch
 

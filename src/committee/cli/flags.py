@@ -281,8 +281,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--track",
         type=tracking_target,
         metavar="WHERE",
-        help="log params, per-epoch metrics and artifacts: mlflow (./mlruns), mlflow:URI (a tracking server) or "
-        "tensorboard (RUN_DIR/tensorboard); needs committee[mlflow] or committee[tensorboard]",
+        help="log params, per-epoch metrics and artifacts: mlflow (./mlflow.db, MLflow's default), "
+        "mlflow:URI (a tracking server) or tensorboard (RUN_DIR/tensorboard); "
+        "needs committee[mlflow] or committee[tensorboard]",
     )
     add_data_args(p)
 

@@ -1,7 +1,9 @@
 """Experiment tracking, opt-in: MLflow or TensorBoard, with the tools ML engineers already run.
 
-``--track mlflow`` (a file store in ``./mlruns``), ``--track mlflow:URI`` (a tracking server or
-any store MLflow takes), ``--track tensorboard`` (event files in ``RUN_DIR/tensorboard/<member>``).
+``--track mlflow`` (MLflow's own default store: the SQLite database ``./mlflow.db`` of the directory
+the command runs in, artifacts under ``./mlruns/<experiment>``, so ``mlflow ui`` there opens it with no option),
+``--track mlflow:URI`` (a tracking server or any store MLflow takes), ``--track tensorboard`` (event
+files in ``RUN_DIR/tensorboard/<member>``).
 
 MLflow: one run per study, a nested run per member (``mlflow.parentRunId``), found again by
 ``--resume`` (the ids are kept in the run's ``tracking.json``; a member's metric steps are its
@@ -19,6 +21,7 @@ goes on; an MLflow server that cannot be reached at the start is an error before
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -31,7 +34,7 @@ from committee.config.run_config import RunConfig
 from committee.store.run_dir import RunDir
 from committee.training.callbacks import TrainingCallback
 
-EXTRAS = {"mlflow": "mlflow-skinny", "tensorboard": "tensorboard"}
+EXTRAS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 EXPERIMENT = "committee"
 
@@ -47,12 +50,22 @@ class TrackingSpec:
     label: str = ""  # put before member names (a seed of --seeds: "seed-1/")
 
 
+DEFAULT_DB = "mlflow.db"  # MLflow's own default since 3.7 (its file store is in maintenance mode)
+# MLflow's notes while it creates a new database ("Creating initial MLflow database tables...").
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
+
+
+def default_store() -> str:
+    """``sqlite:////abs/cwd/mlflow.db``: absolute, so Ray workers in other folders log to the same database."""
+    return "sqlite:///" + str(Path(DEFAULT_DB).resolve())
+
+
 def kind_and_uri(track: str) -> tuple[str, str | None]:
-    """``mlflow`` -> (mlflow, ./mlruns as a file URI); ``mlflow:URI`` -> (mlflow, URI); ``tensorboard``: no URI."""
+    """``mlflow`` -> (mlflow, ./mlflow.db as a SQLite URI); ``mlflow:URI`` -> (mlflow, URI); ``tensorboard``: no URI."""
     if track == "tensorboard":
         return "tensorboard", None
     if track == "mlflow":
-        return "mlflow", Path("mlruns").resolve().as_uri()
+        return "mlflow", default_store()
     if track.startswith("mlflow:"):
         return "mlflow", track.removeprefix("mlflow:")
     raise CommitteeError(f"--track {track!r}: use mlflow, mlflow:URI or tensorboard")
@@ -69,12 +82,15 @@ def require(kind: str) -> None:
 
 def mlflow_client(uri: str):
     """An MlflowClient for ``uri`` that fails fast: no retries, short timeouts (a server that is down
-    must not hold the run for minutes), and MLflow's file store allowed (MLflow 3 keeps it in
-    maintenance mode; it is our default because it needs no server and no database)."""
+    must not hold the run for minutes). A file store (``mlflow:file:...``, asked for by name) is
+    allowed in this process only: MLflow 3 keeps it in maintenance mode, so ``mlflow ui`` on it
+    needs ``MLFLOW_ALLOW_FILE_STORE=true``; our default is the SQLite store, which needs nothing."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     if uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
